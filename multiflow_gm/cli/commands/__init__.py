@@ -1,0 +1,1 @@
+"""One module per subcommand; see :mod:`multiflow_gm.cli.main`."""
