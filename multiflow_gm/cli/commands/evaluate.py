@@ -1,0 +1,95 @@
+"""``multiflow-gm evaluate``: quality report of generated proteins against a reference set."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "evaluate"
+HELP = "Evaluate a directory of generated protein backbones (or a baseline) against a reference cache."
+
+
+def _length_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX, e.g. 60-128, got {text!r}") from None
+    if bounds[0] < 2 or bounds[1] < bounds[0]:
+        raise argparse.ArgumentTypeError(f"invalid length range {text!r}")
+    return bounds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("samples_dir", nargs="?", help="directory of PDB/mmCIF files (one chain each) and optional FASTA")
+    parser.add_argument("--reference", metavar="CACHE_DIR",
+                        help="preprocessed reference cache (output of 'multiflow-gm preprocess')")
+    parser.add_argument("--out", required=True, metavar="REPORT_DIR", help="where to write the report")
+    parser.add_argument("--workers", type=int, default=1, help="processes for TM-align and threads for ProteinMPNN")
+    parser.add_argument("--baseline", choices=("native", "random-walk"),
+                        help="evaluate this baseline instead of samples (needs no SAMPLES_DIR)")
+    parser.add_argument("--num-samples", type=int, default=64, help="baseline chains to generate with --baseline")
+    parser.add_argument("--lengths", type=_length_range, default=(60, 128), metavar="MIN-MAX",
+                        help="baseline length range with --baseline (reference lengths in this window)")
+    parser.add_argument("--compare", default="native,random-walk",
+                        help="baselines evaluated next to the samples, comma-separated, or 'none'")
+    parser.add_argument("--baseline-count", type=int, default=32,
+                        help="at most this many chains per comparison baseline")
+    parser.add_argument("--novelty-top-k", type=int, default=32,
+                        help="references TM-aligned per sample after the descriptor prefilter")
+    parser.add_argument("--no-mpnn", action="store_true", help="skip ProteinMPNN scoring")
+    parser.add_argument("--no-dssp", action="store_true", help="skip DSSP (P-SEA is always computed)")
+    parser.add_argument("--folding-model", metavar="SPEC",
+                        help="designability backend, e.g. esmfold:/path/to/local/esmfold (never downloaded)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from multiflow_gm.errors import UserError
+    from multiflow_gm.protein.evaluation.novelty import NoveltySettings
+    from multiflow_gm.protein.evaluation.pipeline import run_evaluation
+    from multiflow_gm.protein.evaluation.runner import EvaluationSettings
+
+    if args.samples_dir is None and args.baseline is None:
+        raise UserError("give SAMPLES_DIR or --baseline native|random-walk")
+    if args.samples_dir is not None and args.baseline is not None:
+        raise UserError("give either SAMPLES_DIR or --baseline, not both (samples reports include baselines)")
+    if args.workers < 1 or args.num_samples < 1 or args.baseline_count < 0 or args.novelty_top_k < 1:
+        raise UserError("--workers, --num-samples and --novelty-top-k must be positive")
+    compare = () if args.compare.strip().lower() in ("", "none") else tuple(
+        name.strip() for name in args.compare.split(","))
+    unknown = [name for name in compare if name not in ("native", "random-walk")]
+    if unknown:
+        raise UserError(f"--compare: unknown baseline(s) {unknown}; use native, random-walk or none")
+    settings = EvaluationSettings(
+        workers=args.workers, use_mpnn=not args.no_mpnn, use_dssp=not args.no_dssp,
+        novelty=NoveltySettings(top_k=args.novelty_top_k), baselines=compare,
+        baseline_count=args.baseline_count, seed=args.seed, folding_model=args.folding_model,
+        progress=not args.no_progress,
+    )
+    try:
+        result = run_evaluation(args.samples_dir, args.reference, args.out, settings,
+                                baseline_only=args.baseline, num_baseline_samples=args.num_samples,
+                                baseline_length_range=args.lengths)
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise UserError(str(err)) from None
+    _print_summary(result)
+    return 0 if result.primary.chains else 1
+
+
+def _print_summary(result) -> None:
+    from multiflow_gm.protein.evaluation.aggregate import REPORT_TABLE
+
+    for message in result.messages:
+        print(f"note: {message}")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} input(s); see the report's 'Skipped inputs' table")
+    labels = [s.label for s in result.sets]
+    print(f"{'metric':46s}" + "".join(f"{label:>13s}" for label in labels))
+    for section, key, label, fmt in REPORT_TABLE:
+        cells = []
+        for s in result.sets:
+            value = s.summary[section][key]
+            cells.append(fmt.format(value) if value == value else "n/c")
+        print(f"{label[:46]:46s}" + "".join(f"{cell:>13s}" for cell in cells))
+    print(f"report: {result.outputs.get('report')}")

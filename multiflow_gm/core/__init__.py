@@ -1,0 +1,27 @@
+"""The modality-agnostic Generator Matching core (SPEC §1).
+
+State spaces, schedulers, conditional paths with their conditional generators,
+Bregman losses, one simulation loop for superposed and product generators, and
+exact marginal generators for finite targets. Nothing here knows about
+proteins or images.
+"""
+
+from multiflow_gm.core.dynamics import CTMCStep, DiffusionStep, FlowStep, JumpStep
+from multiflow_gm.core.landing import (BinnedLanding, GaussianKernelLanding, JumpParams,
+                                       MixtureLanding, RotationGridLanding)
+from multiflow_gm.core.paths import (AffineGaussianPath, CondOTPath, GeodesicSO3Path,
+                                     IsotropicSO3Path, MixtureTokenPath)
+from multiflow_gm.core.sampler import Component, SimulationResult, simulate
+from multiflow_gm.core.schedulers import (CosineScheduler, ExponentialRateScheduler,
+                                          LinearScheduler, PolynomialScheduler, VPScheduler,
+                                          make_scheduler, time_grid)
+from multiflow_gm.core.spaces import EuclideanSpace, SO3Space, TokenSpace, so3
+
+__all__ = [
+    "AffineGaussianPath", "BinnedLanding", "CTMCStep", "Component", "CondOTPath",
+    "CosineScheduler", "DiffusionStep", "EuclideanSpace", "ExponentialRateScheduler", "FlowStep",
+    "GaussianKernelLanding", "GeodesicSO3Path", "IsotropicSO3Path", "JumpParams", "JumpStep",
+    "LinearScheduler", "MixtureLanding", "MixtureTokenPath", "PolynomialScheduler",
+    "RotationGridLanding", "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler",
+    "make_scheduler", "simulate", "so3", "time_grid",
+]

@@ -1,0 +1,122 @@
+"""One first-order step of each generator kind (SPEC §1, Samplers).
+
+Every step takes the generator parameter evaluated at the left end of the step,
+the current time ``t``, the step size ``h`` and a superposition weight ``w`` in [0, 1] that scales the
+generator (``w L``): velocities and drifts by ``w``, the diffusion's second-order
+term by ``w`` (noise std by ``sqrt(w)``), jump intensities and CTMC rates by ``w``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from multiflow_gm.core.landing import JumpParams, _categorical
+from multiflow_gm.core.spaces.euclidean import EuclideanSpace
+
+CTMC_METHODS = ("euler", "tau_leaping")
+
+
+@dataclass
+class FlowStep:
+    """Euler step along the velocity on the component's manifold (geodesic on SO(3))."""
+
+    space: object = field(default_factory=EuclideanSpace)
+    kind = "flow"
+
+    def step(self, x, velocity, t, h, weight, generator=None, is_last=False):
+        return self.space.exp_map(x, (h * weight) * velocity)
+
+
+@dataclass
+class DiffusionStep:
+    """Euler-Maruyama on R^d: ``x + h w drift + sqrt(w h) g_t noise``.
+
+    ``diffusion(t)`` gives g_t; it must match the g used to build the drift.
+    """
+
+    diffusion: Callable[[torch.Tensor], torch.Tensor]
+    kind = "diffusion"
+
+    def step(self, x, drift, t, h, weight, generator=None, is_last=False):
+        g = self.diffusion(t)
+        noise = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+        return x + (h * weight) * drift + torch.sqrt(torch.as_tensor(h * weight)) * g * noise
+
+
+@dataclass
+class JumpStep:
+    """Each entry jumps with probability ``1 - exp(-h w lambda)`` and then lands by ``J``."""
+
+    kind = "jump"
+
+    def step(self, x, params: JumpParams, t, h, weight, generator=None, is_last=False):
+        if not isinstance(params, JumpParams):
+            raise TypeError(f"a jump step needs JumpParams; got {type(params).__name__}")
+        rate = (h * weight) * params.intensity
+        prob = -torch.expm1(-rate.clamp_min(0))
+        jumps = torch.rand(prob.shape, dtype=prob.dtype, device=prob.device, generator=generator) < prob
+        if not bool(jumps.any()):
+            return x
+        x = x.clone()
+        x[jumps] = params.landing.sample_at(jumps, generator).to(x.dtype)
+        return x
+
+
+@dataclass
+class CTMCStep:
+    """CTMC step on token sequences ``[..., n]`` from rates ``[..., n, S]``.
+
+    ``euler``: leave with probability ``min(1, h R_out)``; ``tau_leaping``: with
+    ``1 - exp(-h R_out)``; the destination is drawn proportionally to the rates.
+    ``mask_index``: a token with no mass at t = 1, so the last step forbids moves
+    into it and forces every position still on it to leave (SPEC: no mask left).
+    ``purity``: the number of positions leaving the mask is drawn as usual, but the
+    most confident ones (largest rate) are chosen (MultiFlow's purity sampling).
+    """
+
+    method: str = "euler"
+    mask_index: int | None = None
+    purity: bool = False
+    kind = "ctmc"
+
+    def __post_init__(self):
+        if self.method not in CTMC_METHODS:
+            raise ValueError(f"method must be one of {CTMC_METHODS}; got {self.method!r}")
+        if self.purity and self.mask_index is None:
+            raise ValueError("purity sampling needs a mask_index")
+
+    def step(self, x, rates, t, h, weight, generator=None, is_last=False):
+        if rates.shape[:-1] != x.shape:
+            raise ValueError(f"rates must have shape {(*x.shape, 'S')}; got {tuple(rates.shape)}")
+        rates = rates * weight
+        if self.mask_index is not None and is_last:
+            rates = rates.clone()
+            rates[..., self.mask_index] = 0
+        out_rate = rates.sum(-1)
+        if self.method == "euler":
+            leave_prob = (h * out_rate).clamp(max=1.0)
+        else:
+            leave_prob = -torch.expm1(-h * out_rate)
+        if self.mask_index is not None and is_last:
+            leave_prob = torch.where(x == self.mask_index, torch.ones_like(leave_prob), leave_prob)
+        u = torch.rand(x.shape, dtype=leave_prob.dtype, device=x.device, generator=generator)
+        leave = u < leave_prob
+        if self.purity:
+            leave = self._purest(x, rates, leave)
+        if not bool(leave.any()):
+            return x
+        x = x.clone()
+        x[leave] = _categorical(rates[leave], generator)
+        return x
+
+    def _purest(self, x, rates, leave):
+        """Keep the number of un-masking positions per sequence, pick the most confident."""
+        masked = x == self.mask_index
+        count = (leave & masked).sum(-1, keepdim=True)
+        confidence = torch.where(masked, rates.amax(-1), torch.full_like(rates[..., 0], -1.0))
+        rank = confidence.argsort(-1, descending=True).argsort(-1)
+        chosen = masked & (rank < count)
+        return torch.where(masked, chosen, leave)

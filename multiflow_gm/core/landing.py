@@ -1,0 +1,92 @@
+"""Jump parameters: an intensity and a landing law (SPEC §1, ``Q_t = lambda_t J_t``).
+
+A landing law draws new states only for the entries that jump (``sample_at``),
+so a sampler step costs little when few entries jump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from multiflow_gm.core.paths.gaussian_jump import GaussianJumpKernel
+
+
+class LandingLaw(Protocol):
+    def sample_at(self, where: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """New states for the entries selected by the boolean mask ``where`` ``[n_selected, *event]``."""
+
+
+@dataclass
+class JumpParams:
+    """Jump generator parameter: ``intensity`` (>= 0, shape of the state's entries) and landing law."""
+
+    intensity: torch.Tensor
+    landing: LandingLaw
+
+
+def _categorical(probs: torch.Tensor, generator) -> torch.Tensor:
+    """One draw per row of ``probs [n, K]`` (rows need not be normalised)."""
+    if probs.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.long, device=probs.device)
+    return torch.multinomial(probs.float().clamp_min(0) + 1e-30, 1, generator=generator).squeeze(-1)
+
+
+@dataclass
+class BinnedLanding:
+    """Categorical over bins ``[edges[i], edges[i+1])``, uniform inside the bin.
+
+    ``probs`` ``[*entries, B]``; ``edges`` ``[B + 1]`` increasing.
+    """
+
+    edges: torch.Tensor
+    probs: torch.Tensor
+
+    def sample_at(self, where, generator=None):
+        idx = _categorical(self.probs[where], generator)
+        lo, hi = self.edges[idx], self.edges[idx + 1]
+        u = torch.rand(idx.shape, dtype=self.edges.dtype, device=idx.device, generator=generator)
+        return lo + u * (hi - lo)
+
+
+@dataclass
+class GaussianKernelLanding:
+    """The exact per-coordinate landing law of an affine Gaussian path (one kernel per entry)."""
+
+    kernel: GaussianJumpKernel
+
+    def sample_at(self, where, generator=None):
+        mean, scale, beta = torch.broadcast_tensors(self.kernel.mean, self.kernel.scale, self.kernel.beta)
+        return GaussianJumpKernel(mean[where], scale[where], beta[where]).sample(generator)
+
+
+@dataclass
+class MixtureLanding:
+    """Mixture over K components per entry: ``weights [*entries, K]`` (unnormalised) and
+    ``draw(where, component)`` that samples component ``component[i]`` for the i-th selected entry."""
+
+    weights: torch.Tensor
+    draw: Callable[[torch.Tensor, torch.Tensor, torch.Generator | None], torch.Tensor]
+
+    def sample_at(self, where, generator=None):
+        component = _categorical(self.weights[where], generator)
+        return self.draw(where, component, generator)
+
+
+@dataclass
+class RotationGridLanding:
+    """Landing on ``r g_k`` for a fixed grid of relative rotations ``grid [G, 3, 3]``.
+
+    ``base`` ``[*entries, 3, 3]`` is the current rotation; ``probs`` ``[*entries, G]``. Using
+    relative rotations keeps the law SE(3)-equivariant when ``probs`` are invariant.
+    """
+
+    base: torch.Tensor
+    grid: torch.Tensor
+    probs: torch.Tensor
+
+    def sample_at(self, where, generator=None):
+        idx = _categorical(self.probs[where], generator)
+        return self.base[where] @ self.grid[idx]

@@ -1,0 +1,114 @@
+"""Mixture paths on token sequences: masking and uniform noise (discrete flow matching).
+
+``x_t = z`` with probability ``kappa_t`` (the scheduler's alpha), else a noise token:
+the mask token M (``noise="mask"``) or a uniform token (``noise="uniform"``),
+independently per position. The conditional CTMC jumps to ``z`` at rate
+``kappa' / (1 - kappa)``; the marginal rate to token ``j`` is that rate times the
+posterior ``p(x_1 = j | x_t)`` (a network's softmax).
+
+Stochasticity ``eta >= 0``: the extra conditional rate ``c_t p_t(y | z)`` with
+``c_t = eta / (1 - kappa_t)`` (re-draw the position from its own conditional
+marginal) leaves every ``p_t(. | z)`` invariant, so the marginals are kept. For
+masking it is MultiFlow's detailed-balance term: re-mask at rate eta, extra
+un-mask rate ``eta kappa / (1 - kappa)`` (``eta t / (1 - t)`` for kappa = t).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from multiflow_gm.core.paths.common import as_time, expand_time
+from multiflow_gm.core.schedulers import LinearScheduler, Scheduler
+from multiflow_gm.core.spaces.tokens import TokenSpace
+
+NOISE_KINDS = ("mask", "uniform")
+
+
+@dataclass
+class MixtureTokenPath:
+    """Masking or uniform mixture path over ``num_tokens`` tokens.
+
+    States are integer tensors ``[..., n]``; rates ``[..., n, space.size]``; ``t`` is a
+    scalar or per-example ``[B]``.
+    """
+
+    num_tokens: int
+    noise: str = "mask"
+    scheduler: Scheduler = field(default_factory=LinearScheduler)
+
+    def __post_init__(self):
+        if self.noise not in NOISE_KINDS:
+            raise ValueError(f"noise must be one of {NOISE_KINDS}; got {self.noise!r}")
+        self.space = TokenSpace(self.num_tokens, has_mask=self.noise == "mask")
+
+    @property
+    def mask_index(self) -> int | None:
+        return self.space.mask_index
+
+    def _kappa(self, t, x):
+        t = as_time(t, torch.zeros((), dtype=torch.float64, device=x.device))
+        return self.scheduler(expand_time(t, x))
+
+    def sample_prior(self, shape, device=None, generator=None) -> torch.Tensor:
+        if self.noise == "mask":
+            return torch.full(shape, self.mask_index, dtype=torch.long, device=device)
+        return torch.randint(self.num_tokens, shape, device=device, generator=generator)
+
+    def sample(self, x1: torch.Tensor, t, generator=None) -> torch.Tensor:
+        """Draw ``x_t ~ p_t(. | x1)`` per position."""
+        self.space.check(x1, "x1")
+        kappa = self._kappa(t, x1).alpha
+        keep = torch.rand(x1.shape, dtype=torch.float64, device=x1.device, generator=generator) < kappa
+        return torch.where(keep, x1, self.sample_prior(x1.shape, x1.device, generator))
+
+    def conditional_probs(self, x1: torch.Tensor, t) -> torch.Tensor:
+        """``p_t(y | x1)`` over all states ``[..., n, size]``."""
+        kappa = self._kappa(t, x1).alpha[..., None]
+        return kappa * F.one_hot(x1, self.space.size).double() + (1 - kappa) * self._noise_law(x1)
+
+    def _noise_law(self, x):
+        law = torch.zeros(self.space.size, dtype=torch.float64, device=x.device)
+        if self.noise == "mask":
+            law[self.mask_index] = 1.0
+        else:
+            law[: self.num_tokens] = 1.0 / self.num_tokens
+        return law
+
+    def rates(self, x: torch.Tensor, x1_probs: torch.Tensor, t, eta: float = 0.0) -> torch.Tensor:
+        """Marginal CTMC rates ``R(y | x)`` ``[..., n, size]`` from posterior ``p(x1 | x_t)``.
+
+        ``x1_probs`` ``[..., n, num_tokens]``; pass ``one_hot(z)`` for the conditional
+        rates. The entry at the current state is set to 0 (it is not a jump).
+        """
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0; got {eta}")
+        if x1_probs.shape != (*x.shape, self.num_tokens):
+            raise ValueError(f"x1_probs must have shape {(*x.shape, self.num_tokens)}; "
+                             f"got {tuple(x1_probs.shape)}")
+        s = self._kappa(t, x)
+        kappa, d_kappa = s.alpha[..., None], s.d_alpha[..., None]
+        one_minus = (1 - kappa).clamp_min(1e-12)
+        p1 = x1_probs.to(torch.float64)
+        if self.noise == "mask":
+            # An unmasked position already shows its data token: the posterior there is exact.
+            p1 = torch.cat([p1, torch.zeros_like(p1[..., :1])], dim=-1)
+            p1 = torch.where((x == self.mask_index)[..., None], p1,
+                             F.one_hot(x, self.space.size).double())
+        rates = p1 * (d_kappa / one_minus)
+        if eta > 0:
+            cond_marginal = kappa * p1 + (1 - kappa) * self._noise_law(x)
+            rates = rates + (eta / one_minus) * cond_marginal
+        return rates * (1 - F.one_hot(x, self.space.size).double())
+
+    def conditional_rates(self, x: torch.Tensor, x1: torch.Tensor, t, eta: float = 0.0):
+        """Rates of the conditional generator given the data point ``x1``."""
+        return self.rates(x, F.one_hot(x1, self.num_tokens).double(), t, eta)
+
+    def probs_from_logits(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Softmax over the ``num_tokens`` data tokens (a mask logit, if present, is dropped)."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0; got {temperature}")
+        return torch.softmax(logits[..., : self.num_tokens] / temperature, dim=-1)
