@@ -1,0 +1,173 @@
+"""Writing the evaluation: ``metrics.json``, ``per_sample.csv``, ``report.md`` and ``plots/*.png``.
+
+The Markdown report is rendered from the same dictionary that is saved as
+``metrics.json`` (``REPORT_TABLE`` keys), so every number it shows is in the JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from multiflow_gm.protein.evaluation.aggregate import REPORT_TABLE
+
+SCHEMA_VERSION = 1
+NOT_COMPUTED = "n/c"
+PLOT_FILES = {
+    "ss_composition": "plots/ss_composition.png",
+    "rg_vs_length": "plots/rg_vs_length.png",
+    "tm_heatmap": "plots/tm_heatmap.png",
+    "gallery": "plots/gallery.png",
+}
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def to_json_ready(value):
+    """NaN / inf -> None, numpy scalars and arrays -> Python, recursively."""
+    if isinstance(value, dict):
+        return {str(k): to_json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_json_ready(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def metrics_document(run, timings: dict[str, float]) -> dict:
+    """The ``metrics.json`` content of an :class:`~pipeline.EvaluationRun`."""
+    reference = run.reference.summary() if run.reference is not None else None
+    settings = run.settings
+    return to_json_ready({
+        "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "samples_dir": run.samples_dir,
+        "primary_set": run.primary.label,
+        "reference": {**run.reference_status, "summary": reference},
+        "messages": run.messages,
+        "skipped": [s.to_dict() for s in run.skipped],
+        "status": run.status,
+        "settings": {"workers": settings.workers, "seed": settings.seed, "baselines": list(settings.baselines),
+                     "baseline_count": settings.baseline_count, "novelty_top_k": settings.novelty.top_k,
+                     "mpnn_num_orders": settings.mpnn_num_orders},
+        "sets": {result.label: {"summary": result.summary} for result in run.sets},
+        "report_table": [{"section": s, "key": k, "label": label} for s, k, label, _ in REPORT_TABLE],
+        "plots": {name: rel for name, rel in PLOT_FILES.items()},
+        "timings_s": timings,
+    })
+
+
+def per_sample_csv(run) -> str:
+    """CSV text with one row per evaluated chain of every set (columns: union of keys)."""
+    rows = [row for result in run.sets for row in result.rows]
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()})
+    return text.getvalue()
+
+
+def _format(value, fmt: str) -> str:
+    return NOT_COMPUTED if value is None else fmt.format(value)
+
+
+def render_markdown(document: dict) -> str:
+    """Markdown report from a ``metrics.json`` document."""
+    sets = list(document["sets"])
+    reference = document["reference"]
+    lines = ["# Protein evaluation report", ""]
+    lines.append(f"- Samples: `{document['samples_dir']}`" if document["samples_dir"]
+                 else f"- Samples: generated baseline `{document['primary_set']}`")
+    primary = document["sets"][document["primary_set"]]["summary"]["overview"]
+    lines.append(f"- Evaluated: {_format(primary['num_samples'], '{:.0f}')} chains; "
+                 f"skipped inputs: {len(document['skipped'])}")
+    lines.append(f"- Reference: {reference['detail']}")
+    for name, status in document["status"].items():
+        lines.append(f"- {name}: {status['detail']}")
+    for message in document["messages"]:
+        lines.append(f"- **Note:** {message}")
+    lines += ["", f"Baselines are evaluated at the samples' lengths; `{NOT_COMPUTED}` = not computed.", ""]
+    lines.append("| metric | " + " | ".join(sets) + " |")
+    lines.append("|---|" + "---|" * len(sets))
+    for section, key, label, fmt in REPORT_TABLE:
+        cells = [_format(document["sets"][s]["summary"][section][key], fmt) for s in sets]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if reference.get("summary"):
+        ref = reference["summary"]
+        fit = ref["rg_fit"]
+        lines += ["", "## Reference set", "",
+                  f"{ref['num_chains']} chains, lengths {ref['length_min']}-{ref['length_max']} "
+                  f"(median {ref['length_median']:.0f}); P-SEA helix {ref['psea_helix_mean']:.3f}, "
+                  f"strand {ref['psea_strand_mean']:.3f}, coil {ref['psea_coil_mean']:.3f}; "
+                  f"Rg fit {fit['prefactor']:.3f} L^{fit['exponent']:.3f} A, {fit['coverage']:.0%} band "
+                  f"x{fit['band_low']:.3f} to x{fit['band_high']:.3f}."]
+    lines += ["", "## Plots", ""]
+    titles = {"ss_composition": "Secondary-structure composition", "rg_vs_length": "Radius of gyration vs length",
+              "tm_heatmap": "Pairwise TM-scores", "gallery": "CA traces"}
+    for name, rel in document["plots"].items():
+        lines += [f"### {titles[name]}", "", f"![{titles[name]}]({rel})", ""]
+    if document["skipped"]:
+        lines += ["## Skipped inputs", "", "| file | reason | detail |", "|---|---|---|"]
+        lines += [f"| `{s['source']}` | {s['reason']} | {s['detail']} |" for s in document["skipped"]]
+        lines.append("")
+    lines += ["## Timings (s)", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in sorted(document["timings_s"].items())]
+    lines += ["", "Per-sample values: `per_sample.csv`; all numbers: `metrics.json`.", ""]
+    return "\n".join(lines)
+
+
+def _write_plots(run, out_dir: Path) -> dict[str, str]:
+    from multiflow_gm.protein.evaluation import plots
+
+    primary = run.primary
+    written = {}
+    reference_ss = run.reference.ss.mean(axis=0) if run.reference is not None else None
+    summaries = {result.label: result.summary for result in run.sets}
+    written["ss_composition"] = plots.ss_composition_bars(summaries, reference_ss, out_dir / PLOT_FILES["ss_composition"])
+    written["rg_vs_length"] = plots.rg_vs_length(run.sets, run.reference, out_dir / PLOT_FILES["rg_vs_length"])
+    matrix = primary.tm_matrix if primary.tm_matrix is not None else np.zeros((0, 0))
+    written["tm_heatmap"] = plots.tm_heatmap(matrix, [c.name for c in primary.chains],
+                                             out_dir / PLOT_FILES["tm_heatmap"], f"Pairwise TM-score ({primary.label})")
+    written["gallery"] = plots.ca_trace_gallery(primary.chains, primary.psea_states, out_dir / PLOT_FILES["gallery"],
+                                                primary.label)
+    return {name: str(path) for name, path in written.items()}
+
+
+def write_outputs(run, out_dir: Path, timer) -> dict[str, str]:
+    """Write plots, CSV, JSON and Markdown into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with timer("plots"):
+        outputs = _write_plots(run, out_dir)
+    outputs["per_sample_csv"] = str(_write_atomic(out_dir / "per_sample.csv", per_sample_csv(run)))
+    document = metrics_document(run, dict(timer.seconds))
+    outputs["metrics_json"] = str(_write_atomic(out_dir / "metrics.json",
+                                                json.dumps(document, indent=1, allow_nan=False) + "\n"))
+    outputs["report"] = str(_write_atomic(out_dir / "report.md", render_markdown(document)))
+    return outputs

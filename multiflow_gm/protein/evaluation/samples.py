@@ -1,0 +1,148 @@
+"""Reading a directory of generated samples: PDB / mmCIF files (plain or gzipped) plus an
+optional FASTA file, with every skipped file listed with its reason.
+
+A sample is one protein chain; residue names give its sequence. Where a FASTA
+record has the sample's name, it must agree with the structure's sequence in
+length; it then fills residues the structure file names UNK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from multiflow_gm.protein.residue_constants import indices_to_sequence
+
+FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
+STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".bcif")
+MIN_SAMPLE_LENGTH = 2
+
+
+@dataclass
+class EvaluationChain:
+    """One chain to evaluate. ``atoms`` float64 ``[L, 4, 3]`` (N, CA, C, O) in Angstrom."""
+
+    name: str
+    atoms: np.ndarray
+    sequence: str
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.atoms)
+
+    @property
+    def ca(self) -> np.ndarray:
+        return self.atoms[:, 1]
+
+
+@dataclass
+class SkippedInput:
+    """A sample file (or chain) left out of the evaluation, and why."""
+
+    source: str
+    reason: str
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "reason": self.reason, "detail": self.detail}
+
+
+def _strip_suffixes(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz",) + STRUCTURE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def is_structure_file(path: Path) -> bool:
+    name = path.name.lower()
+    name = name[:-3] if name.endswith(".gz") else name
+    return name.endswith(STRUCTURE_SUFFIXES)
+
+
+def read_fasta(path: Path) -> dict[str, str]:
+    """Records ``{name: sequence}`` of a FASTA file; the name is the header's first word."""
+    records: dict[str, str] = {}
+    name = None
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith(">"):
+            name = line[1:].split()[0] if line[1:].split() else f"record_{len(records)}"
+            records[name] = ""
+        elif name is not None and line:
+            records[name] += line.upper()
+    return records
+
+
+def _fasta_records(directory: Path, skipped: list[SkippedInput]) -> dict[str, str]:
+    records: dict[str, str] = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.name.lower().endswith(FASTA_SUFFIXES):
+            try:
+                records.update(read_fasta(path))
+            except (OSError, UnicodeError) as err:
+                skipped.append(SkippedInput(str(path), "unreadable_fasta", str(err)))
+    return records
+
+
+def _merge_sequence(name: str, structure_sequence: str, fasta: dict[str, str],
+                    source: str, skipped: list[SkippedInput]) -> str:
+    fasta_sequence = fasta.get(name)
+    if fasta_sequence is None:
+        return structure_sequence
+    if len(fasta_sequence) != len(structure_sequence):
+        skipped.append(SkippedInput(source, "fasta_length_mismatch",
+                                    f"FASTA {len(fasta_sequence)} vs structure {len(structure_sequence)} residues; "
+                                    "structure sequence used"))
+        return structure_sequence
+    return "".join(f if s == "X" else s for s, f in zip(structure_sequence, fasta_sequence))
+
+
+def load_sample_directory(directory: str | Path) -> tuple[list[EvaluationChain], list[SkippedInput]]:
+    """Every protein chain of the structure files directly in ``directory``.
+
+    Returns (chains, skipped). Unreadable files, chains without a complete
+    backbone, and chains shorter than :data:`MIN_SAMPLE_LENGTH` are skipped with
+    a reason; residues missing a backbone atom are dropped from their chain
+    (and listed). Never raises for a bad file; raises ``FileNotFoundError`` /
+    ``NotADirectoryError`` for a missing directory.
+    """
+    from multiflow_gm.protein.structure_io import read_chains
+
+    directory = Path(directory)
+    if not directory.exists():
+        raise FileNotFoundError(f"samples directory {directory} does not exist")
+    if not directory.is_dir():
+        raise NotADirectoryError(f"samples path {directory} is not a directory")
+    skipped: list[SkippedInput] = []
+    fasta = _fasta_records(directory, skipped)
+    chains: list[EvaluationChain] = []
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        if not is_structure_file(path):
+            if not path.name.lower().endswith(FASTA_SUFFIXES) and not path.name.startswith("."):
+                skipped.append(SkippedInput(str(path), "not_a_structure_file", "unknown file suffix"))
+            continue
+        result = read_chains(path)
+        skipped.extend(SkippedInput(p.source, p.reason + (f" (chain {p.chain})" if p.chain else ""), p.detail)
+                       for p in result.problems)
+        stem = _strip_suffixes(path)
+        for raw in result.chains:
+            name = stem if len(result.chains) == 1 else f"{stem}_{raw.chain_id}"
+            complete = raw.complete
+            if not complete.all():
+                skipped.append(SkippedInput(str(path), "incomplete_residues_dropped",
+                                            f"chain {raw.chain_id}: {int((~complete).sum())} residues "
+                                            "lack a backbone atom"))
+            if int(complete.sum()) < MIN_SAMPLE_LENGTH:
+                skipped.append(SkippedInput(str(path), "too_short",
+                                            f"chain {raw.chain_id} has {int(complete.sum())} complete residue(s); "
+                                            f"at least {MIN_SAMPLE_LENGTH} are needed"))
+                continue
+            sequence = indices_to_sequence(raw.aatype[complete])
+            sequence = _merge_sequence(name, sequence, fasta, str(path), skipped)
+            chains.append(EvaluationChain(name=name, atoms=raw.atoms[complete].astype(np.float64),
+                                          sequence=sequence, source=str(path)))
+    return chains, skipped

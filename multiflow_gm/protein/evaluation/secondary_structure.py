@@ -1,0 +1,82 @@
+"""Secondary structure of backbones: P-SEA (biotite) always, DSSP (pydssp) where installed.
+
+Both return one letter per residue in a shared three-state alphabet:
+``H`` helix, ``E`` strand, ``C`` coil. P-SEA needs only CA atoms; DSSP needs
+N, CA, C and O because it works from backbone hydrogen bonds.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+SS_STATES = ("helix", "strand", "coil")
+_PSEA_TO_STATE = {"a": "H", "b": "E", "c": "C", "": "C"}
+_DSSP_TO_STATE = {"H": "H", "E": "E", "-": "C"}
+
+
+def psea_states(ca: np.ndarray) -> np.ndarray:
+    """P-SEA secondary structure (biotite ``annotate_sse``) of CA ``[L, 3]`` A -> ``[L]`` of H/E/C."""
+    import biotite.structure as struc
+
+    ca = np.asarray(ca, dtype=np.float32)
+    length = len(ca)
+    array = struc.AtomArray(length)
+    array.coord = ca
+    array.atom_name = np.full(length, "CA")
+    array.element = np.full(length, "C")
+    array.res_name = np.full(length, "ALA")
+    array.res_id = np.arange(1, length + 1)
+    array.chain_id = np.full(length, "A")
+    array.hetero = np.zeros(length, dtype=bool)
+    sse = struc.annotate_sse(array)
+    return np.array([_PSEA_TO_STATE.get(str(s), "C") for s in sse])
+
+
+@functools.lru_cache(maxsize=1)
+def dssp_available() -> bool:
+    """True where pydssp can be imported (it is an optional dependency)."""
+    try:
+        import pydssp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def dssp_states(atoms: np.ndarray) -> np.ndarray:
+    """DSSP three-state assignment (pydssp) of ``atoms`` ``[L, >=4, 3]`` (N, CA, C, O) A."""
+    import pydssp
+
+    coords = np.asarray(atoms, dtype=np.float64)[:, :4]
+    # pydssp's hydrogen-bond map needs at least 2 residues and fails on fewer.
+    if len(coords) < 3:
+        return np.full(len(coords), "C")
+    labels = pydssp.assign(coords, out_type="c3")
+    return np.array([_DSSP_TO_STATE.get(str(s), "C") for s in labels])
+
+
+def state_fractions(states: np.ndarray) -> dict[str, float]:
+    """Helix / strand / coil fractions of a ``[L]`` H/E/C array (they sum to 1)."""
+    states = np.asarray(states)
+    if states.size == 0:
+        return {name: float("nan") for name in SS_STATES}
+    return {
+        "helix": float(np.mean(states == "H")),
+        "strand": float(np.mean(states == "E")),
+        "coil": float(np.mean(states == "C")),
+    }
+
+
+def secondary_structure(atoms: np.ndarray, use_dssp: bool = True) -> tuple[dict[str, float], np.ndarray]:
+    """Fractions ``psea_helix`` ... and (if available) ``dssp_helix`` ... of one chain.
+
+    Returns the fractions and the P-SEA per-residue states (for plots).
+    """
+    atoms = np.asarray(atoms, dtype=np.float64)
+    psea = psea_states(atoms[:, 1])
+    fractions = {f"psea_{key}": value for key, value in state_fractions(psea).items()}
+    if use_dssp and dssp_available() and atoms.shape[1] >= 4:
+        dssp = state_fractions(dssp_states(atoms))
+        fractions.update({f"dssp_{key}": value for key, value in dssp.items()})
+    return fractions, psea
