@@ -13,6 +13,9 @@ Two generators produce the same marginals, so they superpose (SPEC §1):
   around ``r_1`` with a uniform axis (drawn exactly by a 1-D inverse CDF);
 * flow: radial velocity ``d theta/dt = -(d/dt F_t(theta)) / m_t(theta)`` where ``m`` is the
   angle density and ``F`` its CDF (continuity equation in the angle).
+
+Angle tables are computed once per distinct ``kappa`` (a scalar time costs one
+table however large the batch) on a uniform grid and read with gathers.
 """
 
 from __future__ import annotations
@@ -53,103 +56,93 @@ class IsotropicSO3Path:
             raise ValueError(f"kappa_max must be > 0; got {self.kappa_max}")
 
     def kappa(self, t, r):
-        """``(kappa_t, d kappa_t / dt)`` broadcast to the batch shape of ``r``."""
-        t = expand_time(as_time(t, r), r, event_dims=2)
+        """``(kappa_t, d kappa_t / dt)`` in float64, broadcastable to the batch shape of ``r``."""
+        t = expand_time(as_time(t, r), r, event_dims=2).to(torch.float64)
         s = self.scheduler(t)
-        shape = r.shape[:-2]
-        return (self.kappa_max * s.alpha).expand(shape), (self.kappa_max * s.d_alpha).expand(shape)
-
-    def _grid(self, upper, dtype, device):
-        """Angle grid ``[..., G]`` from 0 to ``upper`` (a tensor ``[...]``)."""
-        u = torch.linspace(0, 1, self.grid_size, dtype=torch.float64, device=device)
-        return upper.to(torch.float64)[..., None] * u
-
-    @staticmethod
-    def _log_density(theta, kappa):
-        return 2 * kappa * (torch.cos(theta) - 1) - log_normaliser(kappa)
+        return self.kappa_max * s.alpha, self.kappa_max * s.d_alpha
 
     def sample_prior(self, shape, dtype=torch.float32, device=None, generator=None):
         return so3.uniform(shape, dtype=dtype, device=device, generator=generator)
 
     def log_prob(self, r, r1, t):
         kappa, _ = self.kappa(t, r)
-        return self._log_density(so3.distance(r1, r), kappa)
+        theta = so3.distance(r1, r).to(torch.float64)
+        return (2 * kappa * (torch.cos(theta) - 1) - log_normaliser(kappa)).to(r.dtype)
 
     def dt_log_prob(self, r, r1, t):
         kappa, d_kappa = self.kappa(t, r)
-        theta = so3.distance(r1, r)
-        return d_kappa * (2 * (torch.cos(theta) - 1) - d_log_normaliser(kappa))
-
-    def _around(self, r1, theta, generator):
-        axis = so3.random_unit_vectors(theta.shape, dtype=r1.dtype, device=r1.device,
-                                       generator=generator)
-        return r1 @ so3.exp(theta.to(r1.dtype)[..., None] * axis)
-
-    def sample(self, r1: torch.Tensor, t, generator=None) -> torch.Tensor:
-        """Draw ``r_t ~ p_t(. | r_1)``."""
-        kappa, _ = self.kappa(t, r1)
-        kappa = kappa.to(torch.float64)
-        grid = self._grid(torch.full_like(kappa, math.pi), r1.dtype, r1.device)
-        dens = torch.exp(2 * kappa[..., None] * (torch.cos(grid) - 1)) * (1 - torch.cos(grid))
-        theta = _sample_tabulated(dens, grid, generator)
-        return self._around(r1, theta, generator)
+        theta = so3.distance(r1, r).to(torch.float64)
+        return (d_kappa * (2 * (torch.cos(theta) - 1) - d_log_normaliser(kappa))).to(r.dtype)
 
     def jump_intensity(self, r, r1, t):
         return (-self.dt_log_prob(r, r1, t)).clamp_min(0)
 
+    def landing_cutoff(self, kappa: torch.Tensor) -> torch.Tensor:
+        """Largest landing angle: where ``d/dt log p`` changes sign, ``2 (1 - cos) = -dlogZ``."""
+        return torch.arccos((1 + 0.5 * d_log_normaliser(kappa)).clamp(-1, 1))
+
+    def landing_angle_density(self, theta: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
+        """Normalised angle density of the landing law at concentration ``kappa`` (float64)."""
+        grid = self._grid(self.landing_cutoff(kappa))
+        norm = _trapezoid(self._landing_unnormalised(grid, kappa[..., None]), grid)
+        return self._landing_unnormalised(theta, kappa) / norm
+
+    def _landing_unnormalised(self, theta, kappa):
+        gain = (2 * (torch.cos(theta) - 1) - d_log_normaliser(kappa)).clamp_min(0)
+        return gain * torch.exp(2 * kappa * (torch.cos(theta) - 1)) * (1 - torch.cos(theta))
+
+    def sample(self, r1: torch.Tensor, t, generator=None) -> torch.Tensor:
+        """Draw ``r_t ~ p_t(. | r_1)``."""
+        kappa, _ = self.kappa(t, r1)
+        upper = torch.full_like(kappa, math.pi)
+        grid = self._grid(upper)
+        dens = torch.exp(2 * kappa[..., None] * (torch.cos(grid) - 1)) * (1 - torch.cos(grid))
+        theta = _draw_angles(dens, upper, r1.shape[:-2], generator)
+        return _around(r1, theta, generator)
+
     def sample_landing(self, r1: torch.Tensor, t, generator=None) -> torch.Tensor:
         """Exact draws from the conditional landing law around ``r_1`` ``[..., 3, 3]``."""
         kappa, _ = self.kappa(t, r1)
-        kappa = kappa.to(torch.float64)
-        dlogz = d_log_normaliser(kappa)
-        # The landing law lives where d/dt log p > 0: 2 (1 - cos theta) < -dlogZ.
-        cos_max = (1 + 0.5 * dlogz).clamp(-1, 1)
-        grid = self._grid(torch.arccos(cos_max), r1.dtype, r1.device)
-        gain = (2 * (torch.cos(grid) - 1) - dlogz[..., None]).clamp_min(0)
-        dens = gain * torch.exp(2 * kappa[..., None] * (torch.cos(grid) - 1)) * (1 - torch.cos(grid))
-        theta = _sample_tabulated(dens, grid, generator)
-        return self._around(r1, theta, generator)
+        upper = self.landing_cutoff(kappa)
+        dens = self._landing_unnormalised(self._grid(upper), kappa[..., None])
+        theta = _draw_angles(dens, upper, r1.shape[:-2], generator)
+        return _around(r1, theta, generator)
 
     def velocity(self, r: torch.Tensor, r1: torch.Tensor, t) -> torch.Tensor:
         """Body-frame radial velocity ``[..., 3]`` that generates the same marginals."""
         kappa, d_kappa = self.kappa(t, r)
-        kappa64 = kappa.to(torch.float64)
-        grid = self._grid(torch.full_like(kappa64, math.pi), r.dtype, r.device)
+        upper = torch.full_like(kappa, math.pi)
+        grid = self._grid(upper)
         cos = torch.cos(grid)
-        log_m = 2 * kappa64[..., None] * (cos - 1) - log_normaliser(kappa64)[..., None]
-        m = torch.exp(log_m) * (1 - cos) / math.pi
-        dm = m * (2 * (cos - 1) - d_log_normaliser(kappa64)[..., None])  # d m / d kappa
-        cum = _cumulative_trapezoid(dm, grid)
+        k = kappa[..., None]
+        m = torch.exp(2 * k * (cos - 1) - log_normaliser(k)) * (1 - cos) / math.pi
+        dm_dkappa = m * (2 * (cos - 1) - d_log_normaliser(k))
+        d_cdf = _cumulative_trapezoid(dm_dkappa, grid)
         log_rel = so3.log_map(r, r1)
         theta = log_rel.norm(dim=-1).to(torch.float64)
-        d_cdf = _interp(theta, grid, cum)
-        dens = _interp(theta, grid, m)
-        # Where the density underflows the matrix-Fisher law is a scale family,
-        # theta ∝ kappa^{-1/2}, whose radial speed is -theta / (2 kappa) per unit kappa.
-        tail = dens < 1e-200
-        speed = torch.where(tail, -theta / (2 * kappa64.clamp_min(1e-12)),
-                            -d_cdf / dens.clamp_min(1e-300))
-        speed = speed * d_kappa.to(torch.float64)
+        d_cdf_at = _lookup(d_cdf, theta, upper)
+        dens_at = _lookup(m, theta, upper)
+        # Where the density underflows the law is a scale family, theta ∝ kappa^{-1/2},
+        # whose radial speed is -theta / (2 kappa) per unit of kappa.
+        tail = dens_at < 1e-200
+        speed = torch.where(tail, -theta / (2 * kappa.clamp_min(1e-12)),
+                            -d_cdf_at / dens_at.clamp_min(1e-300)) * d_kappa
         unit = log_rel / theta.clamp_min(1e-12).to(r.dtype)[..., None]
         return (-speed).to(r.dtype)[..., None] * unit
 
+    def _grid(self, upper: torch.Tensor) -> torch.Tensor:
+        """Uniform angle grid ``[..., G]`` from 0 to ``upper [...]``."""
+        u = torch.linspace(0, 1, self.grid_size, dtype=torch.float64, device=upper.device)
+        return upper[..., None] * u
 
-def _sample_tabulated(dens, grid, generator):
-    return so3.sample_angles_from_density(dens, grid, generator) if grid.dim() == 1 else \
-        _sample_rowwise(dens, grid, generator)
+
+def _around(r1, theta, generator):
+    axis = so3.random_unit_vectors(theta.shape, dtype=r1.dtype, device=r1.device, generator=generator)
+    return r1 @ so3.exp(theta.to(r1.dtype)[..., None] * axis)
 
 
-def _sample_rowwise(dens, grid, generator):
-    """Inverse-CDF draws where every row has its own grid ``[..., G]``."""
-    cell = 0.5 * (dens[..., 1:] + dens[..., :-1]) * (grid[..., 1:] - grid[..., :-1])
-    cdf = torch.cumsum(cell, -1)
-    cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf / cdf[..., -1:].clamp_min(1e-300)], -1)
-    u = torch.rand(*dens.shape[:-1], 1, dtype=dens.dtype, device=dens.device, generator=generator)
-    idx = torch.searchsorted(cdf.contiguous(), u).clamp(1, grid.shape[-1] - 1)
-    lo, hi = torch.gather(cdf, -1, idx - 1), torch.gather(cdf, -1, idx)
-    g_lo, g_hi = torch.gather(grid, -1, idx - 1), torch.gather(grid, -1, idx)
-    frac = ((u - lo) / (hi - lo).clamp_min(1e-300)).clamp(0, 1)
-    return (g_lo + frac * (g_hi - g_lo)).squeeze(-1)
+def _trapezoid(y, x):
+    return (0.5 * (y[..., 1:] + y[..., :-1]) * (x[..., 1:] - x[..., :-1])).sum(-1)
 
 
 def _cumulative_trapezoid(y, x):
@@ -157,10 +150,38 @@ def _cumulative_trapezoid(y, x):
     return torch.cat([torch.zeros_like(y[..., :1]), torch.cumsum(cell, -1)], -1)
 
 
-def _interp(q, grid, values):
-    """Linear interpolation of ``values [..., G]`` on rows ``grid [..., G]`` at ``q [...]``."""
-    idx = torch.searchsorted(grid.contiguous(), q[..., None].contiguous()).clamp(1, grid.shape[-1] - 1)
-    g_lo, g_hi = torch.gather(grid, -1, idx - 1), torch.gather(grid, -1, idx)
-    v_lo, v_hi = torch.gather(values, -1, idx - 1), torch.gather(values, -1, idx)
-    frac = ((q[..., None] - g_lo) / (g_hi - g_lo).clamp_min(1e-300)).clamp(0, 1)
-    return (v_lo + frac * (v_hi - v_lo)).squeeze(-1)
+def _gather_rows(table, idx):
+    """``table [..., G]`` (broadcastable to ``idx``'s shape) read at integer ``idx [...]``."""
+    expanded = table.expand(*idx.shape, table.shape[-1])
+    return torch.gather(expanded, -1, idx[..., None]).squeeze(-1)
+
+
+def _lookup(table, theta, upper):
+    """Linear interpolation of a table on the uniform grid ``[0, upper]`` at ``theta``."""
+    size = table.shape[-1]
+    pos = (theta / upper.clamp_min(1e-300) * (size - 1)).clamp(0, size - 1)
+    lo = pos.floor().long().clamp(max=size - 2)
+    frac = pos - lo
+    return (1 - frac) * _gather_rows(table, lo) + frac * _gather_rows(table, lo + 1)
+
+
+def _draw_angles(dens, upper, batch_shape, generator):
+    """Inverse-CDF draws ``[*batch_shape]`` from tabulated densities on ``[0, upper]``.
+
+    ``dens`` ``[..., G]`` has one row per distinct kappa; rows broadcast to the batch.
+    """
+    size = dens.shape[-1]
+    cdf = _cumulative_trapezoid(dens, torch.linspace(0, 1, size, dtype=dens.dtype, device=dens.device))
+    cdf = cdf / cdf[..., -1:].clamp_min(1e-300)
+    u = torch.rand(batch_shape, dtype=dens.dtype, device=dens.device, generator=generator)
+    lo = torch.zeros(batch_shape, dtype=torch.long, device=dens.device)
+    hi = torch.full(batch_shape, size - 1, dtype=torch.long, device=dens.device)
+    # Binary search for the cell holding u, reading the shared rows without copying them.
+    for _ in range(max(1, math.ceil(math.log2(size)))):
+        mid = (lo + hi) // 2
+        right = _gather_rows(cdf, mid) < u
+        lo = torch.where(right, mid, lo)
+        hi = torch.where(right, hi, mid)
+    c_lo, c_hi = _gather_rows(cdf, lo), _gather_rows(cdf, lo + 1)
+    frac = ((u - c_lo) / (c_hi - c_lo).clamp_min(1e-300)).clamp(0, 1)
+    return upper.expand(batch_shape) * (lo + frac) / (size - 1)

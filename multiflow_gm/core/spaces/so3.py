@@ -186,30 +186,37 @@ def igso3_angle_density(omega: torch.Tensor, sigma: torch.Tensor | float,
 
 
 def sample_angles_from_density(density: torch.Tensor, grid: torch.Tensor,
-                               generator: torch.Generator | None = None) -> torch.Tensor:
-    """Inverse-CDF draws from tabulated densities.
+                               generator: torch.Generator | None = None,
+                               sample_shape: tuple = ()) -> torch.Tensor:
+    """Inverse-CDF draws from tabulated densities on the sorted ``grid`` ``[G]``.
 
-    ``density`` ``[..., G]`` (unnormalised, on the sorted ``grid`` ``[G]``); returns one draw
-    per leading index ``[...]``, linearly interpolated inside the grid cell.
+    ``density`` ``[..., G]`` (unnormalised): one draw per leading index, returned as
+    ``[...]``; a 1-D density with ``sample_shape`` gives ``sample_shape`` draws from it.
+    Draws are linearly interpolated inside the grid cell.
     """
     cell = 0.5 * (density[..., 1:] + density[..., :-1]) * (grid[1:] - grid[:-1])
     cdf = torch.cumsum(cell, dim=-1)
     total = cdf[..., -1:].clamp_min(torch.finfo(cdf.dtype).tiny)
     cdf = torch.cat([torch.zeros_like(total), cdf / total], dim=-1)
-    u = torch.rand(*density.shape[:-1], 1, dtype=density.dtype, device=density.device,
-                   generator=generator)
-    idx = torch.searchsorted(cdf.contiguous(), u).clamp(1, grid.numel() - 1)
-    lo, hi = torch.gather(cdf, -1, idx - 1), torch.gather(cdf, -1, idx)
+    shape = tuple(sample_shape) if density.dim() == 1 else density.shape[:-1]
+    u = torch.rand(*shape, dtype=density.dtype, device=density.device, generator=generator)
+    if density.dim() == 1:
+        idx = torch.searchsorted(cdf, u.reshape(-1)).clamp(1, grid.numel() - 1).reshape(shape)
+        lo, hi = cdf[idx - 1], cdf[idx]
+    else:
+        idx = torch.searchsorted(cdf.contiguous(), u[..., None]).clamp(1, grid.numel() - 1)
+        lo, hi = torch.gather(cdf, -1, idx - 1).squeeze(-1), torch.gather(cdf, -1, idx).squeeze(-1)
+        idx = idx.squeeze(-1)
     frac = ((u - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
-    return (grid[idx - 1] + frac * (grid[idx] - grid[idx - 1])).squeeze(-1)
+    return grid[idx - 1] + frac * (grid[idx] - grid[idx - 1])
 
 
 def sample_igso3(shape, sigma: float, dtype=torch.float32, device=None,
                  generator: torch.Generator | None = None, grid_size: int = 2048) -> torch.Tensor:
     """Draws ``[*shape, 3, 3]`` from IGSO3 centred at the identity with scale ``sigma``."""
     grid = torch.linspace(0, math.pi, grid_size, dtype=torch.float64, device=device)
-    dens = igso3_angle_density(grid, sigma).expand(*shape, grid_size)
-    omega = sample_angles_from_density(dens, grid, generator).to(dtype)
+    dens = igso3_angle_density(grid, sigma)
+    omega = sample_angles_from_density(dens, grid, generator, sample_shape=tuple(shape)).to(dtype)
     axis = random_unit_vectors(shape, dtype=dtype, device=device, generator=generator)
     return exp(omega[..., None] * axis)
 
