@@ -25,3 +25,36 @@ def pdb_subset() -> Path:
     if not PDB_SUBSET.is_dir() or not any(PDB_SUBSET.iterdir()):
         pytest.skip(f"real structures not found at {PDB_SUBSET} (set MULTIFLOW_GM_SHARED_DATA)")
     return PDB_SUBSET
+
+
+def _require_pdb_subset() -> Path:
+    if not PDB_SUBSET.is_dir() or not any(PDB_SUBSET.iterdir()):
+        pytest.skip(f"real structures not found at {PDB_SUBSET} (set MULTIFLOW_GM_SHARED_DATA)")
+    return PDB_SUBSET
+
+
+def _build_chain_cache(inputs, out: Path, workers: int) -> Path:
+    from multiflow_gm.protein.data.preprocess import run_preprocess
+
+    run_preprocess(inputs, out, workers=workers, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_cache(tmp_path_factory) -> Path:
+    """Chain cache of the whole shared subset (default filters, 2 workers), built once per session.
+
+    Set MULTIFLOW_GM_TEST_CACHE to a directory to keep it between sessions (reruns resume).
+    """
+    subset = _require_pdb_subset()
+    keep = os.environ.get("MULTIFLOW_GM_TEST_CACHE")
+    out = Path(keep) if keep else tmp_path_factory.mktemp("real_cache")
+    return _build_chain_cache([subset], out, workers=2)
+
+
+@pytest.fixture(scope="session")
+def small_real_cache(tmp_path_factory) -> Path:
+    """Chain cache of 30 real files spread over the shared subset (a few seconds to build)."""
+    subset = _require_pdb_subset()
+    files = sorted(subset.glob("*.pdb.gz"))[::70][:30]
+    return _build_chain_cache(files, tmp_path_factory.mktemp("small_real_cache"), workers=1)

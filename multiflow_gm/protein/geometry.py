@@ -17,13 +17,15 @@ import torch
 
 from multiflow_gm.protein import residue_constants as rc
 
-# Distance below which a vector is treated as zero when normalising (Angstrom).
-_EPS = 1e-8
+# Squared length below which a vector is not scaled up further when normalising (Angstrom^2).
+_EPS = 1e-12
 
 # Peptide geometry used to place the next residue's N for an ideal psi
 # (Engh & Huber values, as in AlphaFold 2).
 _C_N_BOND = 1.329
 _CA_C_N_ANGLE_DEG = 116.2
+_C_N_CA_ANGLE_DEG = 121.7
+_N_CA_BOND = math.dist(rc.IDEAL_N, rc.IDEAL_CA)
 # psi used for the O of a residue without a successor: the circular mean of psi
 # over the shared PDB subset (23 deg; helix psi ~ -45 and strand psi ~ +130 both occur),
 # which minimises the expected O error.
@@ -31,7 +33,7 @@ IDEAL_TERMINAL_PSI_DEG = 23.0
 
 
 def _normalize(v: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
-    return v / torch.sqrt((v * v).sum(-1, keepdim=True) + eps)
+    return v / torch.sqrt(torch.clamp_min((v * v).sum(-1, keepdim=True), eps))
 
 
 def _local(point, like: torch.Tensor) -> torch.Tensor:
@@ -126,9 +128,9 @@ def _ideal_peptide_in_plane():
     c = torch.tensor([1.523, 0.0], dtype=torch.float64)
     ang = math.radians(180.0 - _CA_C_N_ANGLE_DEG)
     n = c + _C_N_BOND * torch.tensor([math.cos(ang), math.sin(ang)], dtype=torch.float64)
-    # C-N-CA angle 121.7 degrees, trans: CA_i+1 turns back the other way.
-    ang2 = ang - math.radians(180.0 - 121.7)
-    ca_next = n + 1.458 * torch.tensor([math.cos(ang2), math.sin(ang2)], dtype=torch.float64)
+    # Trans peptide: at N the chain turns back the other way by the C-N-CA angle.
+    ang2 = ang - math.radians(180.0 - _C_N_CA_ANGLE_DEG)
+    ca_next = n + _N_CA_BOND * torch.tensor([math.cos(ang2), math.sin(ang2)], dtype=torch.float64)
     u = ca_next / ca_next.norm()
     v = torch.tensor([-u[1], u[0]], dtype=torch.float64)
     return (float(c @ u), float(c @ v)), (float(n @ u), float(n @ v))
@@ -196,9 +198,9 @@ def ideal_backbone_from_ca_trace(ca: torch.Tensor) -> torch.Tensor:
 
     ca [..., L, 3] Angstrom -> atoms [..., L, 5, 3] (N, CA, C, O, CB); CA is kept exactly.
     Each peptide unit between consecutive CAs is an ideal trans peptide whose plane
-    orientation is predicted from the CA virtual torsion (:data:`PEPTIDE_PLANE_FOURIER`);
-    frames are built from the placed N, CA, C and the other atoms rebuilt ideally with
-    :func:`backbone_from_frames`. Trace ends are continued by virtual CAs.
+    orientation is predicted from the CA virtual torsion (:data:`PEPTIDE_PLANE_FOURIER`):
+    it gives C_i, N_i+1 and O_i (in the peptide plane, so every peptide bond is ideal);
+    CB comes from the frame of N, CA, C. Trace ends are continued by virtual CAs.
     """
     length = ca.shape[-2]
     ext = _extend_trace(_extend_trace(ca))  # [..., L+4, 3]; ext[m] is CA of residue m-2
@@ -218,8 +220,41 @@ def ideal_backbone_from_ca_trace(ca: torch.Tensor) -> torch.Tensor:
     v = c_offaxis if _PEPTIDE_C_UV[1] >= 0 else -c_offaxis
     c_pos = start + _PEPTIDE_C_UV[0] * u + _PEPTIDE_C_UV[1] * v
     n_pos = start + _PEPTIDE_N_UV[0] * u + _PEPTIDE_N_UV[1] * v
-    rotations, _ = frames_from_backbone(n_pos[..., :-1, :], ca, c_pos[..., 1:, :])
-    return backbone_from_frames(rotations, ca)
+    n_atoms, c_atoms = n_pos[..., :-1, :], c_pos[..., 1:, :]
+    o_atoms = _carbonyl_oxygen(ca, c_atoms, n_pos[..., 1:, :])
+    rotations, _ = frames_from_backbone(n_atoms, ca, c_atoms)
+    cb_atoms = apply_frames(rotations, ca, _local(rc.IDEAL_CB, ca))
+    return torch.stack([n_atoms, ca, c_atoms, o_atoms, cb_atoms], dim=-2)
+
+
+def backbone_from_torsions(phi_deg, psi_deg, omega_deg=180.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Build an ideal backbone N, CA, C, O [L, 4, 3] (Angstrom) from backbone torsions in degrees.
+
+    phi_deg, psi_deg, omega_deg: floats or sequences of length L (phi of residue 0 and
+    psi/omega of the last residue only matter for O). Bond lengths and angles are the
+    ideal ones of :mod:`residue_constants`, so the frames of the result reproduce its
+    N, CA and C exactly. Residue 0 sits in its own frame at the origin.
+    """
+    def per_residue(values, count):
+        values = torch.as_tensor(values, dtype=dtype)
+        return values.expand(count).clone() if values.ndim == 0 else values
+
+    phi = torch.as_tensor(phi_deg, dtype=dtype)
+    length = int(phi.numel()) if phi.ndim else int(torch.as_tensor(psi_deg).numel())
+    phi, psi, omega = (per_residue(v, length) for v in (phi_deg, psi_deg, omega_deg))
+    ca_c = math.dist(rc.IDEAL_C, rc.IDEAL_CA)
+    n_ca_c = math.degrees(math.atan2(rc.IDEAL_N[1], rc.IDEAL_N[0]))
+    n = [torch.tensor(rc.IDEAL_N, dtype=dtype)]
+    ca = [torch.tensor(rc.IDEAL_CA, dtype=dtype)]
+    c = [torch.tensor(rc.IDEAL_C, dtype=dtype)]
+    for i in range(1, length):
+        n.append(place_atom(n[-1], ca[-1], c[-1], _C_N_BOND, _CA_C_N_ANGLE_DEG, psi[i - 1]))
+        ca.append(place_atom(ca[-1], c[-1], n[-1], _N_CA_BOND, _C_N_CA_ANGLE_DEG, omega[i - 1]))
+        c.append(place_atom(c[-1], n[-1], ca[-1], ca_c, n_ca_c, phi[i]))
+    n, ca, c = torch.stack(n), torch.stack(ca), torch.stack(c)
+    n_next = torch.cat([n[1:], place_atom(n[-1:], ca[-1:], c[-1:], _C_N_BOND, _CA_C_N_ANGLE_DEG, psi[-1:])])
+    o = _carbonyl_oxygen(ca, c, n_next)
+    return torch.stack([n, ca, c, o], dim=-2)
 
 
 def radius_of_gyration(ca: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,87 @@
+"""Torch dataset over a chain cache: centred, randomly rotated backbones with frames.
+
+The random rotation of an example depends only on (seed, epoch, index), so a
+resumed run sees exactly the same data whatever the number of loader workers.
+The epoch comes from :meth:`ProteinChainDataset.set_epoch` or, more robustly with
+persistent loader workers, with the index itself: ``dataset[(index, epoch)]``
+(what :class:`~multiflow_gm.protein.data.batching.LengthBatchSampler` yields with
+``with_epoch=True``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from multiflow_gm.protein.data.cache import ChainCache
+from multiflow_gm.protein.geometry import frames_from_backbone, random_rotation
+
+
+def _augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
+class ProteinChainDataset(Dataset):
+    """Examples from a :class:`ChainCache`.
+
+    Each example is a dict of tensors for one chain of length L:
+    ``atoms`` float32 [L, 4, 3] (N, CA, C, O; Angstrom, CA centroid at the origin,
+    uniformly random rotation), ``rotations`` [L, 3, 3] and ``translations`` [L, 3]
+    (frames of those atoms, see :func:`frames_from_backbone`), ``aatype`` int64 [L]
+    (20 = unknown), ``residue_mask`` bool [L] (all True), ``residue_index`` int64 [L]
+    (author numbering shifted to start at 0), ``length`` int64 scalar, ``index`` int64
+    scalar (position in the cache), and ``name`` (str).
+    """
+
+    def __init__(self, cache: ChainCache | str | Path, *, seed: int = 0, random_rotation: bool = True,
+                 center: bool = True, preload: bool = False):
+        self.cache = cache if isinstance(cache, ChainCache) else ChainCache(cache)
+        self.seed = int(seed)
+        self.random_rotation = random_rotation
+        self.center = center
+        self.epoch = 0
+        self._preloaded = [self.cache.load(i) for i in range(len(self.cache))] if preload else None
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.cache.lengths
+
+    @property
+    def cluster_ids(self) -> np.ndarray:
+        return self.cache.cluster_ids
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, item) -> dict:
+        index, epoch = (int(item[0]), int(item[1])) if isinstance(item, (tuple, list)) else (int(item), self.epoch)
+        chain = self._preloaded[index] if self._preloaded is not None else self.cache.load(index)
+        # numpy for the per-example arithmetic: tiny torch matmuls contend for threads.
+        atoms_np = np.asarray(chain.atoms, dtype=np.float64)
+        if self.center:
+            atoms_np = atoms_np - atoms_np[:, 1].mean(axis=0)
+        if self.random_rotation:
+            rotation = random_rotation(generator=_augmentation_generator(self.seed, epoch, index), dtype=torch.float64)
+            atoms_np = atoms_np @ rotation.numpy().T
+        atoms = torch.from_numpy(atoms_np.astype(np.float32))
+        rotations, translations = frames_from_backbone(atoms[:, 0], atoms[:, 1], atoms[:, 2])
+        residue_index = torch.from_numpy(chain.residue_index.astype(np.int64))
+        length = atoms.shape[0]
+        return {
+            "atoms": atoms,
+            "rotations": rotations,
+            "translations": translations,
+            "aatype": torch.from_numpy(chain.aatype.astype(np.int64)),
+            "residue_mask": torch.ones(length, dtype=torch.bool),
+            "residue_index": residue_index - residue_index[0] if length else residue_index,
+            "length": torch.tensor(length, dtype=torch.int64),
+            "index": torch.tensor(index, dtype=torch.int64),
+            "name": chain.name,
+        }
