@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--novelty-top-k", type=int, default=32,
                         help="references TM-aligned per sample after the descriptor prefilter")
     parser.add_argument("--no-mpnn", action="store_true", help="skip ProteinMPNN scoring")
+    parser.add_argument("--mpnn-threads", type=int, default=1,
+                        help="torch threads for ProteinMPNN (1 is fastest on a busy machine)")
+    parser.add_argument("--mpnn-orders", type=int, default=1,
+                        help="random decoding orders averaged in the ProteinMPNN NLL")
     parser.add_argument("--no-dssp", action="store_true", help="skip DSSP (P-SEA is always computed)")
     parser.add_argument("--folding-model", metavar="SPEC",
                         help="designability backend, e.g. esmfold:/path/to/local/esmfold (never downloaded)")
@@ -54,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give SAMPLES_DIR or --baseline native|random-walk")
     if args.samples_dir is not None and args.baseline is not None:
         raise UserError("give either SAMPLES_DIR or --baseline, not both (samples reports include baselines)")
-    if args.workers < 1 or args.num_samples < 1 or args.baseline_count < 0 or args.novelty_top_k < 1:
-        raise UserError("--workers, --num-samples and --novelty-top-k must be positive")
+    if min(args.workers, args.num_samples, args.novelty_top_k, args.mpnn_threads, args.mpnn_orders) < 1:
+        raise UserError("--workers, --num-samples, --novelty-top-k, --mpnn-threads and --mpnn-orders must be >= 1")
+    if args.baseline_count < 0:
+        raise UserError("--baseline-count must be >= 0")
     compare = () if args.compare.strip().lower() in ("", "none") else tuple(
         name.strip() for name in args.compare.split(","))
     unknown = [name for name in compare if name not in ("native", "random-walk")]
@@ -64,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     settings = EvaluationSettings(
         workers=args.workers, use_mpnn=not args.no_mpnn, use_dssp=not args.no_dssp,
         novelty=NoveltySettings(top_k=args.novelty_top_k), baselines=compare,
-        baseline_count=args.baseline_count, seed=args.seed, folding_model=args.folding_model,
+        baseline_count=args.baseline_count, seed=args.seed, mpnn_threads=args.mpnn_threads,
+        mpnn_num_orders=args.mpnn_orders, folding_model=args.folding_model,
         progress=not args.no_progress,
     )
     try:

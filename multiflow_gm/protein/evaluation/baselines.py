@@ -1,8 +1,8 @@
 """Baselines that give every metric a scale: native chains and a trivial random-walk generator.
 
 - ``native``: reference chains matched to the requested lengths (nearest length,
-  each chain used once). Its novelty is computed leave-one-out (a chain is not
-  compared with itself), i.e. how close native chains come to *other* references.
+  each chain used once). Its novelty is computed without the chain's own entry
+  and sequence cluster, i.e. how close native chains come to *unrelated* references.
 - ``random-walk``: a CA trace of 3.8 A steps whose bend angles stay in the range
   seen in proteins and that never comes within 4 A of itself, an ideal backbone
   built on it, and a sequence drawn from the reference composition. Its local

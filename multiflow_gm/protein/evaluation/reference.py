@@ -39,6 +39,20 @@ class ReferenceSet:
     rg_fit: RgLengthFit
     composition: np.ndarray
     problems: list[str] = field(default_factory=list)
+    # PDB entry and sequence cluster per chain (cluster -1: unknown); chains of one
+    # entry or cluster are redundant with each other.
+    entries: np.ndarray | None = None
+    clusters: np.ndarray | None = None
+
+    def redundant_with(self, index: int) -> np.ndarray:
+        """Boolean ``[M]``: the chain ``index`` and those of its entry or sequence cluster."""
+        mask = np.zeros(len(self), dtype=bool)
+        mask[index] = True
+        if self.entries is not None:
+            mask |= self.entries == self.entries[index]
+        if self.clusters is not None and self.clusters[index] >= 0:
+            mask |= self.clusters == self.clusters[index]
+        return mask
 
     def __len__(self) -> int:
         return len(self.chains)
@@ -69,7 +83,8 @@ class ReferenceSet:
 
     @classmethod
     def from_chains(cls, chains: list[EvaluationChain], source: str = "in-memory",
-                    problems: list[str] | None = None, progress: bool = False) -> "ReferenceSet":
+                    problems: list[str] | None = None, progress: bool = False,
+                    entries=None, clusters=None) -> "ReferenceSet":
         """Compute descriptors for ``chains`` (at least 3, for the Rg fit)."""
         if len(chains) < 3:
             raise UserError(f"the reference set {source} has {len(chains)} usable chains; at least 3 are needed")
@@ -90,6 +105,8 @@ class ReferenceSet:
             source=source, chains=list(chains), lengths=lengths, ss=np.array(ss), rg=rg_array,
             descriptors=np.array(descriptors), rg_fit=fit_rg_vs_length(lengths, rg_array),
             composition=composition(chain.sequence for chain in chains), problems=list(problems or []),
+            entries=None if entries is None else np.asarray(entries),
+            clusters=None if clusters is None else np.asarray(clusters, dtype=np.int64),
         )
 
     @classmethod
@@ -109,7 +126,7 @@ class ReferenceSet:
         from multiflow_gm.protein.data.cache import ChainCache
 
         cache = ChainCache(cache_dir)
-        chains, problems = [], []
+        chains, problems, entries, clusters = [], [], [], []
         for index in range(len(cache)):
             try:
                 chain = cache.load(index)
@@ -122,4 +139,8 @@ class ReferenceSet:
                 continue
             chains.append(EvaluationChain(name=chain.name, atoms=atoms, sequence=chain.sequence,
                                           source=str(getattr(chain, "source", ""))))
-        return cls.from_chains(chains, source=str(cache_dir), problems=problems, progress=progress)
+            record = cache.records[index]
+            entries.append(str(record.entry))
+            clusters.append(int(record.cluster))
+        return cls.from_chains(chains, source=str(cache_dir), problems=problems, progress=progress,
+                               entries=entries, clusters=clusters)

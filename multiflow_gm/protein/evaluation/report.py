@@ -72,7 +72,7 @@ def metrics_document(run, timings: dict[str, float]) -> dict:
         "status": run.status,
         "settings": {"workers": settings.workers, "seed": settings.seed, "baselines": list(settings.baselines),
                      "baseline_count": settings.baseline_count, "novelty_top_k": settings.novelty.top_k,
-                     "mpnn_num_orders": settings.mpnn_num_orders},
+                     "mpnn_num_orders": settings.mpnn_num_orders, "mpnn_threads": settings.mpnn_threads},
         "sets": {result.label: {"summary": result.summary} for result in run.sets},
         "report_table": [{"section": s, "key": k, "label": label} for s, k, label, _ in REPORT_TABLE],
         "plots": {name: rel for name, rel in PLOT_FILES.items()},

@@ -30,7 +30,10 @@ class EvaluationSettings:
     workers: int = 1
     use_mpnn: bool = True
     use_dssp: bool = True
-    mpnn_num_orders: int = 2
+    mpnn_num_orders: int = 1
+    # One intra-op thread: on a machine shared with other jobs, more threads made
+    # ProteinMPNN several times slower (OpenMP threads waiting on busy cores).
+    mpnn_threads: int = 1
     novelty: NoveltySettings = field(default_factory=NoveltySettings)
     baselines: tuple[str, ...] = ("native", "random-walk")
     baseline_count: int = 32
@@ -137,7 +140,7 @@ def _mpnn(chains, rows, services, timer):
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, services.settings.workers))
+    torch.set_num_threads(max(1, services.settings.mpnn_threads))
     try:
         with timer("mpnn"):
             results = scorer.score([c.atoms for c in chains], [c.sequence for c in chains])
@@ -196,12 +199,7 @@ def build_baseline(name: str, reference: ReferenceSet | None, lengths: Sequence[
         if reference is None:
             raise ValueError("the native baseline needs a reference set")
         chains, indices = native_baseline(reference, list(lengths), rng)
-        exclusions = []
-        for index in indices:
-            mask = np.zeros(len(reference), dtype=bool)
-            mask[index] = True
-            exclusions.append(mask)
-        return chains, exclusions
+        return chains, [reference.redundant_with(index) for index in indices]
     if name == "random-walk":
         composition = reference.composition if reference is not None else None
         return random_walk_baseline(list(lengths), rng, composition), None
