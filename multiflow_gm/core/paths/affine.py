@@ -34,6 +34,7 @@ class AffineGaussianPath:
     """
 
     scheduler: Scheduler = field(default_factory=LinearScheduler)
+    event_dims = 0  # each coordinate is an entry (jumps act per coordinate)
 
     def _sched(self, t, x):
         t = expand_time(as_time(t, x), x)
@@ -90,6 +91,17 @@ class AffineGaussianPath:
         _, beta, _ = standardised_quadratic(s.alpha, s.sigma, s.d_alpha, s.d_sigma, x1, x1)
         mean = s.alpha * x1
         return GaussianJumpKernel(mean=mean, scale=s.sigma.expand_as(mean), beta=beta)
+
+    def sample_landing(self, x1: torch.Tensor, t, generator=None) -> torch.Tensor:
+        """Exact draws from the landing law, one per entry of ``x1``."""
+        return self.jump_kernel(x1, t).sample(generator)
+
+    def atom_log_likelihood(self, x: torch.Tensor, atoms: torch.Tensor, t) -> torch.Tensor:
+        """``log p_t(x_n | z_k)`` up to terms free of k, ``[N, K]``, for ``x [N, ...]``, ``atoms [K, ...]``."""
+        s = self.scheduler(as_time(t, x))
+        xf, zf = x.reshape(x.shape[0], -1), atoms.reshape(atoms.shape[0], -1).to(x.dtype)
+        # Expanding ||x - alpha z||^2 makes this one matrix product.
+        return (s.alpha * (xf @ zf.T) - 0.5 * s.alpha ** 2 * (zf ** 2).sum(-1)) / s.sigma ** 2
 
     @staticmethod
     def _require_decreasing_sigma(s):

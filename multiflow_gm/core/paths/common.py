@@ -29,3 +29,12 @@ def expand_time(t: torch.Tensor, x: torch.Tensor, event_dims: int = 0) -> torch.
         raise ValueError(f"t of shape {tuple(t.shape)} must be a scalar or match the leading "
                          f"dims of the state {tuple(x.shape)}")
     return t.reshape(*t.shape, *([1] * (batch_dims - t.dim())))
+
+
+def rotation_atom_log_likelihood(log_prob, r: torch.Tensor, atoms: torch.Tensor, t) -> torch.Tensor:
+    """``[N, K]`` table of ``log_prob(r_n, z_k, t)`` for rotations ``r [N, ..., 3, 3]``, ``atoms [K, ..., 3, 3]``,
+    summed over any entries between the batch and the 3x3 dims."""
+    r_b, z_b = torch.broadcast_tensors(r[:, None], atoms[None].to(r.dtype))
+    t_b = t if not isinstance(t, torch.Tensor) or t.dim() == 0 else t[:, None].expand(r_b.shape[:2])
+    ll = log_prob(r_b, z_b, t_b)
+    return ll.reshape(*ll.shape[:2], -1).sum(-1)

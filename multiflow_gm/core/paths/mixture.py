@@ -38,6 +38,7 @@ class MixtureTokenPath:
     num_tokens: int
     noise: str = "mask"
     scheduler: Scheduler = field(default_factory=LinearScheduler)
+    event_dims = 0
 
     def __post_init__(self):
         if self.noise not in NOISE_KINDS:
@@ -106,6 +107,13 @@ class MixtureTokenPath:
     def conditional_rates(self, x: torch.Tensor, x1: torch.Tensor, t, eta: float = 0.0):
         """Rates of the conditional generator given the data point ``x1``."""
         return self.rates(x, F.one_hot(x1, self.num_tokens).double(), t, eta)
+
+    def atom_log_likelihood(self, x: torch.Tensor, atoms: torch.Tensor, t) -> torch.Tensor:
+        """``log p_t(x_n | z_k)`` summed over positions, ``[N, K]`` for ``x [N, n]``, ``atoms [K, n]``."""
+        log_probs = torch.log(self.conditional_probs(atoms, t).clamp_min(1e-300))   # [K, n, S]
+        # Picking log p(x_i | z_k,i) and summing over i is one product with the one-hot state.
+        onehot = F.one_hot(x, self.space.size).to(torch.float64).flatten(1)      # [N, n*S]
+        return onehot @ log_probs.flatten(1).T
 
     def probs_from_logits(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Softmax over the ``num_tokens`` data tokens (a mask logit, if present, is dropped)."""

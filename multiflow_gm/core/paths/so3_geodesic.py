@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from multiflow_gm.core.checks import check_rotation
-from multiflow_gm.core.paths.common import as_time, expand_time
+from multiflow_gm.core.paths.common import as_time, expand_time, rotation_atom_log_likelihood
 from multiflow_gm.core.schedulers import LinearScheduler, Scheduler
 from multiflow_gm.core.spaces import so3
 
@@ -31,10 +31,15 @@ class GeodesicSO3Path:
     """Conditional geodesic path; ``t`` scalar or per-example ``[B]``."""
 
     scheduler: Scheduler = field(default_factory=LinearScheduler)
+    event_dims = 2
 
     def _alpha(self, t, r):
         t = expand_time(as_time(t, r), r, event_dims=2)
         return self.scheduler(t)
+
+    def atom_log_likelihood(self, r: torch.Tensor, atoms: torch.Tensor, t) -> torch.Tensor:
+        """``log p_t(r_n | z_k)`` summed over extra entries, ``[N, K]`` (``-inf`` off support)."""
+        return rotation_atom_log_likelihood(self.log_prob, r, atoms, t)
 
     def sample_prior(self, shape, dtype=torch.float32, device=None, generator=None):
         return so3.uniform(shape, dtype=dtype, device=device, generator=generator)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from multiflow_gm.core.paths.common import as_time, expand_time
+from multiflow_gm.core.paths.common import as_time, expand_time, rotation_atom_log_likelihood
 from multiflow_gm.core.schedulers import PolynomialScheduler, Scheduler
 from multiflow_gm.core.spaces import so3
 
@@ -50,6 +50,7 @@ class IsotropicSO3Path:
     kappa_max: float = 200.0
     scheduler: Scheduler = field(default_factory=lambda: PolynomialScheduler(2.0))
     grid_size: int = 1024
+    event_dims = 2
 
     def __post_init__(self):
         if self.kappa_max <= 0:
@@ -60,6 +61,10 @@ class IsotropicSO3Path:
         t = expand_time(as_time(t, r), r, event_dims=2).to(torch.float64)
         s = self.scheduler(t)
         return self.kappa_max * s.alpha, self.kappa_max * s.d_alpha
+
+    def atom_log_likelihood(self, r: torch.Tensor, atoms: torch.Tensor, t) -> torch.Tensor:
+        """``log p_t(r_n | z_k)`` summed over extra entries, ``[N, K]`` (``-inf`` off support)."""
+        return rotation_atom_log_likelihood(self.log_prob, r, atoms, t)
 
     def sample_prior(self, shape, dtype=torch.float32, device=None, generator=None):
         return so3.uniform(shape, dtype=dtype, device=device, generator=generator)
