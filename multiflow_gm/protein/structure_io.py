@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 import zlib
 from dataclasses import dataclass, field
@@ -197,26 +198,34 @@ def _looks_binary(data: bytes) -> bool:
     return non_text > 0.05 * len(head)
 
 
+def _padded_atom_names(names) -> str:
+    """Regex alternation of each name in every padding of PDB's 4-character atom-name field."""
+    options = [" " * pad + name + " " * (4 - len(name) - pad) for name in names for pad in range(5 - len(name))]
+    return "|".join(re.escape(option) for option in options)
+
+
+# Backbone-named ATOM/HETATM records (waters excluded) and model markers, whole lines.
+_PDB_KEPT_LINE = re.compile(
+    r"^(?:(?:ATOM  |HETATM).{6}(?:%s).(?!HOH).*|MODEL .*|ENDMDL.*)$" % _padded_atom_names(rc.BACKBONE_ATOMS),
+    re.MULTILINE)
+_PDB_ATOM_RECORD = re.compile(r"^(?:ATOM  |HETATM)", re.MULTILINE)
+
+
 def _pdb_backbone_lines(text: str) -> list[str]:
     """ATOM/HETATM lines of backbone-named atoms (waters excluded) plus model markers.
 
-    Pre-selecting lines keeps biotite's parser on about half the atoms; it raises
-    _FileProblem for coordinate records too short to hold coordinates.
+    Pre-selecting lines (one C-level regex pass) keeps biotite's parser on about a
+    third of the records; raises _FileProblem for coordinate records too short to
+    hold coordinates.
     """
-    kept = []
-    any_atoms = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        record = line[:6]
-        if record == "ATOM  " or record == "HETATM":
-            any_atoms = True
-            if line[12:16].strip() in _BACKBONE_SLOT and line[17:20] != "HOH":
-                if len(line.rstrip()) < 54:
-                    raise _FileProblem("malformed_file", f"line {number}: coordinate record cut short")
-                kept.append(line)
-        elif record in ("MODEL ", "ENDMDL"):
-            kept.append(line)
-    if not any_atoms:
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not _PDB_ATOM_RECORD.search(text):
         raise _FileProblem("no_atoms", "no ATOM or HETATM records")
+    kept = _PDB_KEPT_LINE.findall(text)
+    for line in kept:
+        if len(line.rstrip()) < 54 and not line.startswith(("MODEL", "ENDMDL")):
+            raise _FileProblem("malformed_file", f"coordinate record cut short: {line.strip()[:40]!r}")
     return kept
 
 
@@ -278,6 +287,15 @@ def _short(err: BaseException, limit: int = 160) -> str:
     return text[:limit]
 
 
+def _amino_acid_names(names) -> list[str]:
+    """The residue names among ``names`` that are amino acids (PDB chemical component dictionary) or UNK."""
+    import biotite.structure as struc
+
+    probe = struc.AtomArray(len(names))
+    probe.res_name = np.asarray(names)
+    return [name for name, keep in zip(names, struc.filter_amino_acids(probe)) if keep or name == "UNK"]
+
+
 def _chains_from_atoms(array, entry: str, source: str):
     """Split a biotite AtomArray into RawChains of amino-acid residues (file order kept)."""
     import biotite.structure as struc
@@ -285,7 +303,7 @@ def _chains_from_atoms(array, entry: str, source: str):
     array = array[np.isin(array.atom_name, list(_BACKBONE_SLOT))]
     if array.array_length() == 0:
         return [], [Problem(source, "", "no_protein", "no backbone atoms")]
-    array = array[struc.filter_amino_acids(array) | (array.res_name == "UNK")]
+    array = array[np.isin(array.res_name, _amino_acid_names(np.unique(array.res_name)))]
     if array.array_length() == 0:
         return [], [Problem(source, "", "no_protein", "no amino-acid residues")]
     if not (~array.hetero).any():
