@@ -185,6 +185,10 @@ class ChainCache:
         keep = (lengths >= min_length) & (lengths <= (max_length or lengths.max(initial=0)))
         return self.subset(np.flatnonzero(keep))
 
+    def entries(self) -> list[str]:
+        """Sorted ids of the entries with at least one cached chain."""
+        return sorted({record.entry for record in self.records})
+
     def rejections(self) -> list[dict]:
         path = self.path / REJECTIONS_FILE
         return read_csv(path) if path.is_file() else []
