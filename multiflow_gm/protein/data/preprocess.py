@@ -59,11 +59,13 @@ def discover_inputs(inputs) -> list[Path]:
     """Structure files from paths: directories (recursive), list files (.txt/.list), or files.
 
     A list file holds one path per line (blank lines and '#' comments ignored;
-    relative paths are relative to the list file). Raises UserError for a missing path.
+    relative paths are relative to the list file). Paths come back absolute, so a
+    cache stays valid when the command is run from another directory. Raises
+    UserError for a missing path.
     """
     found: list[Path] = []
     for item in inputs:
-        path = Path(item)
+        path = Path(item).absolute()
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob("*") if p.is_file() and structure_format(p)))
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
