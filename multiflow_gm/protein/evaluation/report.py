@@ -20,6 +20,8 @@ import numpy as np
 from multiflow_gm.protein.evaluation.aggregate import REPORT_TABLE
 
 SCHEMA_VERSION = 1
+STATUS_LABELS = {"mpnn": "ProteinMPNN (sequence-structure agreement)", "dssp": "DSSP",
+                 "designability": "Designability (refolding)", "novelty": "Novelty"}
 NOT_COMPUTED = "n/c"
 PLOT_FILES = {
     "ss_composition": "plots/ss_composition.png",
@@ -110,10 +112,13 @@ def render_markdown(document: dict) -> str:
                  f"skipped inputs: {len(document['skipped'])}")
     lines.append(f"- Reference: {reference['detail']}")
     for name, status in document["status"].items():
-        lines.append(f"- {name}: {status['detail']}")
+        lines.append(f"- {STATUS_LABELS.get(name, name)}: {status['detail']}")
     for message in document["messages"]:
         lines.append(f"- **Note:** {message}")
-    lines += ["", f"Baselines are evaluated at the samples' lengths; `{NOT_COMPUTED}` = not computed.", ""]
+    lines += ["", f"Baselines are evaluated at the samples' lengths; `{NOT_COMPUTED}` = not computed. "
+              "The native baseline stands for the reference set where a metric is not computed for the "
+              "whole reference (DSSP, ProteinMPNN, diversity); its novelty leaves out each chain's own "
+              "entry and sequence cluster.", ""]
     lines.append("| metric | " + " | ".join(sets) + " |")
     lines.append("|---|" + "---|" * len(sets))
     for section, key, label, fmt in REPORT_TABLE:
