@@ -55,8 +55,8 @@ class JumpStep:
     def step(self, x, params: JumpParams, t, h, weight, generator=None, is_last=False):
         if not isinstance(params, JumpParams):
             raise TypeError(f"a jump step needs JumpParams; got {type(params).__name__}")
-        rate = (h * weight) * params.intensity
-        prob = -torch.expm1(-rate.clamp_min(0))
+        # Intensities are non-negative by contract; a negative one simply never jumps.
+        prob = -torch.expm1(params.intensity * -(h * weight))
         jumps = torch.rand(prob.shape, dtype=prob.dtype, device=prob.device, generator=generator) < prob
         if not bool(jumps.any()):
             return x
@@ -91,7 +91,8 @@ class CTMCStep:
     def step(self, x, rates, t, h, weight, generator=None, is_last=False):
         if rates.shape[:-1] != x.shape:
             raise ValueError(f"rates must have shape {(*x.shape, 'S')}; got {tuple(rates.shape)}")
-        rates = rates * weight
+        if weight != 1.0:
+            rates = rates * weight
         if self.mask_index is not None and is_last:
             rates = rates.clone()
             rates[..., self.mask_index] = 0

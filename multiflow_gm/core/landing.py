@@ -31,7 +31,8 @@ def _categorical(probs: torch.Tensor, generator) -> torch.Tensor:
     """One draw per row of ``probs [n, K]`` (rows need not be normalised)."""
     if probs.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=probs.device)
-    return torch.multinomial(probs.float().clamp_min(0) + 1e-30, 1, generator=generator).squeeze(-1)
+    # The tiny floor keeps a row of zeros (e.g. a forced last-step move) drawable.
+    return torch.multinomial(probs + 1e-30, 1, generator=generator).squeeze(-1)
 
 
 @dataclass

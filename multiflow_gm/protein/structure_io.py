@@ -421,16 +421,16 @@ def write_backbone_pdb(path: str | Path, atoms, sequence: str, chain_id: str = "
     last = rc.ONE_TO_THREE.get(sequence[-1].upper(), "UNK") if length else "UNK"
     lines.append(f"TER   {serial:5d}      {last:>3s} {chain_id[:1]:1s}{length:4d}")
     lines.append("END")
-    return atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    return atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode())
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write text to path through a temporary file in the same directory and a rename."""
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write bytes to path through a temporary file in the same directory and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

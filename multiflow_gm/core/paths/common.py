@@ -19,13 +19,15 @@ def as_time(t, like: torch.Tensor) -> torch.Tensor:
 def expand_time(t: torch.Tensor, x: torch.Tensor, event_dims: int = 0) -> torch.Tensor:
     """Reshape a per-example time ``[B]`` (or scalar) to broadcast against ``x``.
 
+    ``t`` may also carry more leading dims that broadcast against ``x``'s (``[B, 1]``).
+
     ``event_dims`` trailing dims of ``x`` belong to one state (2 for a 3x3 rotation)
     and are not counted as batch dims.
     """
     if t.dim() == 0:
         return t
     batch_dims = x.dim() - event_dims
-    if t.dim() > batch_dims or tuple(t.shape) != tuple(x.shape[: t.dim()]):
+    if t.dim() > batch_dims or any(a not in (1, b) for a, b in zip(t.shape, x.shape)):
         raise ValueError(f"t of shape {tuple(t.shape)} must be a scalar or match the leading "
                          f"dims of the state {tuple(x.shape)}")
     return t.reshape(*t.shape, *([1] * (batch_dims - t.dim())))

@@ -21,15 +21,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from multiflow_gm.errors import MissingResourceError
-from multiflow_gm.protein.structure_io import ProteinChain
+from multiflow_gm.protein.structure_io import ProteinChain, atomic_write_bytes
 
 CHAINS_DIR = "chains"
 RECORDS_DIR = "records"
@@ -65,19 +63,6 @@ _CASTS = {f.name: {"int": int, "float": float, "str": str}[f.type] for f in fiel
 
 def record_from_row(row: dict) -> ChainRecord:
     return ChainRecord(**{key: _CASTS[key](row[key]) for key in METADATA_COLUMNS if key in row})
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write bytes through a temporary file in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_chain(path: Path, chain: ProteinChain) -> None:

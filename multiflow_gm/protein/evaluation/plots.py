@@ -92,8 +92,12 @@ def tm_heatmap(tm_matrix: np.ndarray, names: Sequence[str], path: Path, title: s
     from multiflow_gm.protein.evaluation.diversity import cluster_labels
 
     plt = _pyplot()
-    order = np.argsort(cluster_labels(tm_matrix), kind="stable") if len(tm_matrix) > 1 else np.arange(len(tm_matrix))
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    if len(tm_matrix) == 0:
+        ax.text(0.5, 0.5, "no samples", ha="center", va="center")
+        ax.axis("off")
+        return _save(fig, path)
+    order = np.argsort(cluster_labels(tm_matrix), kind="stable") if len(tm_matrix) > 1 else np.arange(len(tm_matrix))
     image = ax.imshow(tm_matrix[np.ix_(order, order)], vmin=0, vmax=1, cmap="viridis")
     fig.colorbar(image, ax=ax, label="TM-score")
     if len(names) <= 24:
