@@ -1,0 +1,1 @@
+"""Training loops (Lightning) shared by the workloads: EMA, checkpoints, logging, plots."""
