@@ -21,7 +21,7 @@ def helix_atoms(length: int) -> np.ndarray:
 def test_sample_directory_reads_pdbs_fasta_and_lists_problems(tmp_path):
     write_backbone_pdb(tmp_path / "a.pdb", helix_atoms(12), "X" * 12)
     write_backbone_pdb(tmp_path / "b.pdb", helix_atoms(8), "ACDEFGHI")
-    (tmp_path / "seqs.fa").write_text(">a generated\nMKLV\nAEGKLVAE\n>b\nACD\n")
+    (tmp_path / "seqs.fa").write_text(">a generated\nMKLV\nAEGKLVAE\n>b\nACD\n>lost\nMKV\n")
     (tmp_path / "c.pdb").write_text("ATOM  garbage\n")
     chains, skipped = load_sample_directory(tmp_path)
     by_name = {chain.name: chain for chain in chains}
@@ -32,7 +32,8 @@ def test_sample_directory_reads_pdbs_fasta_and_lists_problems(tmp_path):
     reasons = {(s.source.split("/")[-1], s.reason) for s in skipped}
     assert ("b.pdb", "fasta_length_mismatch") in reasons
     assert any(source == "c.pdb" for source, _ in reasons)
-    assert read_fasta(tmp_path / "seqs.fa") == {"a": "MKLVAEGKLVAE", "b": "ACD"}
+    assert ("FASTA record lost", "missing_structure_file") in reasons
+    assert read_fasta(tmp_path / "seqs.fa") == {"a": "MKLVAEGKLVAE", "b": "ACD", "lost": "MKV"}
 
 
 def test_missing_sample_directory_raises_clearly(tmp_path):

@@ -10,14 +10,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from multiflow_gm.protein.evaluation.aggregate import REPORT_TABLE
+from multiflow_gm.protein.structure_io import atomic_write_text
 
 SCHEMA_VERSION = 1
 STATUS_LABELS = {"mpnn": "ProteinMPNN (sequence-structure agreement)", "dssp": "DSSP",
@@ -29,19 +28,6 @@ PLOT_FILES = {
     "tm_heatmap": "plots/tm_heatmap.png",
     "gallery": "plots/gallery.png",
 }
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def to_json_ready(value):
@@ -170,9 +156,9 @@ def write_outputs(run, out_dir: Path, timer) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with timer("plots"):
         outputs = _write_plots(run, out_dir)
-    outputs["per_sample_csv"] = str(_write_atomic(out_dir / "per_sample.csv", per_sample_csv(run)))
+    outputs["per_sample_csv"] = str(atomic_write_text(out_dir / "per_sample.csv", per_sample_csv(run)))
     document = metrics_document(run, dict(timer.seconds))
-    outputs["metrics_json"] = str(_write_atomic(out_dir / "metrics.json",
+    outputs["metrics_json"] = str(atomic_write_text(out_dir / "metrics.json",
                                                 json.dumps(document, indent=1, allow_nan=False) + "\n"))
-    outputs["report"] = str(_write_atomic(out_dir / "report.md", render_markdown(document)))
+    outputs["report"] = str(atomic_write_text(out_dir / "report.md", render_markdown(document)))
     return outputs

@@ -145,4 +145,9 @@ def load_sample_directory(directory: str | Path) -> tuple[list[EvaluationChain],
             sequence = _merge_sequence(name, sequence, fasta, str(path), skipped)
             chains.append(EvaluationChain(name=name, atoms=raw.atoms[complete].astype(np.float64),
                                           sequence=sequence, source=str(path)))
+    seen = {chain.name for chain in chains} | {_strip_suffixes(Path(s.source)) for s in skipped}
+    for name in fasta:
+        if name not in seen:
+            skipped.append(SkippedInput(f"FASTA record {name}", "missing_structure_file",
+                                        f"no structure file named {name}.pdb (or .cif) in {directory}"))
     return chains, skipped
