@@ -6,7 +6,7 @@ exact marginal generators for finite targets. Nothing here knows about
 proteins or images.
 """
 
-from multiflow_gm.core.dynamics import CTMCStep, DiffusionStep, FlowStep, JumpStep
+from multiflow_gm.core.dynamics import CTMCStep, DiffusionStep, FlowStep, JumpStep, X1FlowStep
 from multiflow_gm.core.landing import (BinnedLanding, GaussianKernelLanding, JumpParams,
                                        MixtureLanding, RotationGridLanding)
 from multiflow_gm.core.paths import (AffineGaussianPath, CondOTPath, GeodesicSO3Path,
@@ -22,6 +22,6 @@ __all__ = [
     "CosineScheduler", "DiffusionStep", "EuclideanSpace", "ExponentialRateScheduler", "FlowStep",
     "GaussianKernelLanding", "GeodesicSO3Path", "IsotropicSO3Path", "JumpParams", "JumpStep",
     "LinearScheduler", "MixtureLanding", "MixtureTokenPath", "PolynomialScheduler",
-    "RotationGridLanding", "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler",
+    "RotationGridLanding", "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler", "X1FlowStep",
     "make_scheduler", "simulate", "so3", "time_grid",
 ]

@@ -115,3 +115,19 @@ def test_zero_weight_kind_is_skipped_and_trajectory_recorded():
     out = simulate(fn, {"x": torch.zeros(4, dtype=F64)}, {"x": comp}, time_grid(6), record_every=2)
     assert len(out.trajectory) == 4  # initial state + steps 2, 4, 6
     assert torch.allclose(out.state["x"], torch.ones(4, dtype=F64))
+
+
+@pytest.mark.parametrize("rate", [1.0, 10.0])
+def test_x1_flow_step_integrates_the_schedule_exactly(rate):
+    from multiflow_gm.core import ExponentialRateScheduler, LinearScheduler, SO3Space, X1FlowStep, so3
+
+    scheduler = LinearScheduler() if rate == 1.0 else ExponentialRateScheduler(rate)
+    r0, r1 = so3.uniform((50,), dtype=F64), so3.uniform((50,), dtype=F64)
+    comps = {"r": Component({"flow": X1FlowStep(SO3Space(), scheduler)})}
+    grid = time_grid(7)
+    # With a constant prediction the path is the geodesic at alpha(t): check midway and at the end.
+    out = simulate(lambda x, t: {"r": {"flow": r1}}, {"r": r0}, comps, grid[:4])
+    expected = so3.geodesic(r0, r1, torch.full((50,), float(scheduler(grid[3]).alpha), dtype=F64))
+    assert torch.allclose(out.state["r"], expected, atol=1e-10)
+    end = simulate(lambda x, t: {"r": {"flow": r1}}, {"r": r0}, comps, grid)
+    assert torch.allclose(end.state["r"], r1, atol=1e-10)
