@@ -81,9 +81,11 @@ def test_rerun_skips_cached_and_resumes_after_a_kill(tmp_path, inputs):
     out = tmp_path / "cache"
     run_preprocess([inputs], out, progress=False)
     first = (out / layout.METADATA_FILE).read_text()
+    clustered_at = (out / layout.CLUSTERS_FILE).stat().st_mtime_ns
     again = run_preprocess([inputs], out, progress=False)
     assert again.files_processed == 0 and again.files_cached == 5
     assert (out / layout.METADATA_FILE).read_text() == first
+    assert (out / layout.CLUSTERS_FILE).stat().st_mtime_ns == clustered_at  # same chains: clusters reused
     # Simulate a run killed mid-file: the record is missing, a chain file is half-written.
     (out / layout.RECORDS_DIR / "2bbb.json").unlink()
     (out / layout.CHAINS_DIR / "2bbb_A.npz").unlink()

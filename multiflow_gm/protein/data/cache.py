@@ -11,6 +11,7 @@ Layout of a cache directory::
     rejections.csv         source, chain, reason, detail
     preprocess_config.json the settings the cache was built with
     summary.json           counts per reason
+    clusters.json          cluster ids with the chains and settings they were computed for
 
 Every file is written to a temporary name and renamed, so a killed run leaves no
 half-written entry.
@@ -35,6 +36,7 @@ METADATA_FILE = "metadata.csv"
 REJECTIONS_FILE = "rejections.csv"
 CONFIG_FILE = "preprocess_config.json"
 SUMMARY_FILE = "summary.json"
+CLUSTERS_FILE = "clusters.json"
 
 REJECTION_COLUMNS = ("source", "chain", "reason", "detail")
 

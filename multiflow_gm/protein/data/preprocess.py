@@ -10,6 +10,7 @@ from all records.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -18,6 +19,8 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from multiflow_gm.errors import ConfigError, UserError
 from multiflow_gm.protein.data import cache as cache_layout
@@ -208,10 +211,27 @@ def _collect(record: dict, run_problems: list[dict], bar) -> None:
     bar.update(1)
 
 
-def consolidate(out: Path, config: PreprocessConfig, extra_rejections=()) -> PreprocessReport:
-    """Rebuild metadata.csv (with clusters) and rejections.csv from every record in the cache."""
+def _cluster_ids(out: Path, metadata: list[dict], config: PreprocessConfig) -> np.ndarray:
+    """Cluster id per metadata row (-1 without clustering); reused from the last run when
+    neither the chains nor the clustering settings changed (clustering takes seconds)."""
     from multiflow_gm.protein.data.clustering import cluster_sequences
 
+    if not config.clustering.identity:
+        return np.full(len(metadata), -1, dtype=np.int64)
+    digest = hashlib.sha256("\n".join(f"{row['name']}:{row['sequence']}" for row in metadata).encode())
+    key = {"settings": asdict(config.clustering), "chains": digest.hexdigest()}
+    stored_path = out / cache_layout.CLUSTERS_FILE
+    stored = _load_record(stored_path) if stored_path.is_file() else None
+    if stored and stored.get("key") == key and len(stored.get("ids", [])) == len(metadata):
+        return np.asarray(stored["ids"], dtype=np.int64)
+    ids = cluster_sequences([row["sequence"] for row in metadata], config.clustering.identity,
+                            config.clustering.kmer_prefilter)
+    cache_layout.write_json(stored_path, {"key": key, "ids": ids.tolist()})
+    return ids
+
+
+def consolidate(out: Path, config: PreprocessConfig, extra_rejections=()) -> PreprocessReport:
+    """Rebuild metadata.csv (with clusters) and rejections.csv from every record in the cache."""
     out = Path(out)
     fingerprint = config.fingerprint()
     metadata, rejections = [], list(extra_rejections)
@@ -222,16 +242,10 @@ def consolidate(out: Path, config: PreprocessConfig, extra_rejections=()) -> Pre
         metadata.extend(record["accepted"])
         rejections.extend(record["rejections"])
     metadata.sort(key=lambda row: row["name"])
-    identity = config.clustering.identity
-    clusters = 0
-    if identity:
-        ids = cluster_sequences([row["sequence"] for row in metadata], identity, config.clustering.kmer_prefilter)
-        for row, cluster in zip(metadata, ids):
-            row["cluster"] = int(cluster)
-        clusters = int(ids.max()) + 1 if ids.size else 0
-    else:
-        for row in metadata:
-            row["cluster"] = -1
+    ids = _cluster_ids(out, metadata, config)
+    for row, cluster in zip(metadata, ids):
+        row["cluster"] = int(cluster)
+    clusters = int(ids.max()) + 1 if config.clustering.identity and ids.size else 0
     cache_layout.write_csv(out / cache_layout.METADATA_FILE, metadata, cache_layout.METADATA_COLUMNS)
     cache_layout.write_csv(out / cache_layout.REJECTIONS_FILE, rejections, cache_layout.REJECTION_COLUMNS)
     return PreprocessReport(

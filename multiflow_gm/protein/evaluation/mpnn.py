@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -201,12 +201,14 @@ class ProteinMPNNScorer:
             })
         return results
 
-    def score(self, backbones: Sequence[np.ndarray], sequences: Sequence[str]) -> list[dict]:
+    def score(self, backbones: Sequence[np.ndarray], sequences: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> list[dict]:
         """Per pair: ``mpnn_nll`` (nats/residue), ``mpnn_recovery`` (0-1), ``mpnn_sequence``.
 
         ``backbones[i]`` is ``[L, >=4, 3]`` N, CA, C, O in Angstrom and ``sequences[i]``
         a one-letter string of the same length; unknown residues are left out of both
-        numbers (NaN when nothing is left).
+        numbers (NaN when nothing is left). ``progress`` is called with the number of
+        chains done after each batch.
         """
         import torch
 
@@ -226,5 +228,7 @@ class ProteinMPNNScorer:
                 for index, result in zip(batch, self._score_batch([backbones[i] for i in batch],
                                                                   [sequences[i] for i in batch])):
                     results[index] = result
+                if progress is not None:
+                    progress(len(batch))
                 start = stop
         return results  # type: ignore[return-value]

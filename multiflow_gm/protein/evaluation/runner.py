@@ -97,10 +97,10 @@ class MetricServices:
         return self.mpnn_scorer
 
 
-def _progress_bar(total: int | None, desc: str, enabled: bool):
+def _progress_bar(total: int | None, desc: str, enabled: bool, unit: str = "pair"):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="pair", leave=False, disable=not enabled or total == 0)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not enabled or total == 0)
 
 
 def _local_metrics(chains, reference, services, rows, states, timer):
@@ -133,7 +133,7 @@ def _novelty(label, chains, rows, reference, exclusions, settings, timer):
             row["nearest_reference"] = reference.names[index] if index >= 0 else ""
 
 
-def _mpnn(chains, rows, services, timer):
+def _mpnn(label, chains, rows, services, timer):
     scorer = services.scorer()
     if scorer is None:
         return
@@ -142,8 +142,9 @@ def _mpnn(chains, rows, services, timer):
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, services.settings.mpnn_threads))
     try:
-        with timer("mpnn"):
-            results = scorer.score([c.atoms for c in chains], [c.sequence for c in chains])
+        with timer("mpnn"), _progress_bar(len(chains), f"ProteinMPNN {label}", services.settings.progress,
+                                          unit="chain") as bar:
+            results = scorer.score([c.atoms for c in chains], [c.sequence for c in chains], progress=bar.update)
     finally:
         torch.set_num_threads(threads)
     for row, result in zip(rows, results):
@@ -175,7 +176,7 @@ def evaluate_chains(label: str, chains: Sequence[EvaluationChain], reference: Re
     if reference is not None and chains:
         _novelty(label, chains, rows, reference, exclusions, settings, timer)
     if chains:
-        _mpnn(chains, rows, services, timer)
+        _mpnn(label, chains, rows, services, timer)
     design_rows = None
     if services.folding_model is not None and chains:
         with timer("designability"):

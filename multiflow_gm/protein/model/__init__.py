@@ -1,0 +1,1 @@
+"""SE(3)-equivariant network for co-design: IPA trunk, node/edge embeddings, heads."""

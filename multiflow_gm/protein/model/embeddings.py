@@ -1,0 +1,107 @@
+"""Input features: time and position encodings, distance RBFs, node and edge embedders.
+
+Edges live either on the dense L x L grid (``neighbours is None``) or on a sparse
+neighbour list ``[B, L, K]`` (k nearest by current CA distance plus a sequence
+window), with the same feature definitions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal encoding ``[..., dim]`` of a real tensor ``x [...]``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=x.device) / half)
+    angles = x.float()[..., None] * freqs
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def rbf(distances: torch.Tensor, num: int, max_distance: float) -> torch.Tensor:
+    """Gaussian radial basis ``[..., num]`` of distances (same unit as ``max_distance``)."""
+    centres = torch.linspace(0.0, max_distance, num, device=distances.device, dtype=distances.dtype)
+    width = max_distance / num
+    return torch.exp(-((distances[..., None] - centres) / width) ** 2)
+
+
+def gather_neighbours(values: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """``values [B, L, ...]`` at ``neighbours [B, L, K]`` -> ``[B, L, K, ...]``."""
+    b, l, k = neighbours.shape
+    flat = neighbours.reshape(b, l * k)
+    idx = flat.reshape(b, l * k, *([1] * (values.dim() - 2))).expand(b, l * k, *values.shape[2:])
+    return torch.gather(values, 1, idx).reshape(b, l, k, *values.shape[2:])
+
+
+def pairwise(values: torch.Tensor, neighbours: torch.Tensor | None):
+    """``(v_i, v_j)`` broadcast over edges: dense ``[B, L, 1, ...], [B, 1, L, ...]`` or sparse."""
+    if neighbours is None:
+        return values[:, :, None], values[:, None, :]
+    return values[:, :, None], gather_neighbours(values, neighbours)
+
+
+def select_neighbours(ca: torch.Tensor, residue_mask: torch.Tensor, num_spatial: int,
+                      sequence_window: int) -> torch.Tensor:
+    """Indices ``[B, L, K]`` with ``K = min(L, num_spatial + 2 * sequence_window + 1)``.
+
+    Sequence neighbours within the window (and the residue itself) always come
+    first; the rest are the nearest by CA distance. Padding residues are last.
+    """
+    b, l, _ = ca.shape
+    k = min(l, num_spatial + 2 * sequence_window + 1)
+    dist = torch.cdist(ca.float(), ca.float())
+    pos = torch.arange(l, device=ca.device)
+    seq_gap = (pos[:, None] - pos[None, :]).abs()
+    # Sequence neighbours get negative scores so they are always chosen first.
+    score = torch.where(seq_gap <= sequence_window, seq_gap.float() - 1e6, dist)
+    score = score.masked_fill(~residue_mask[:, None, :], float("inf"))
+    return torch.topk(score, k, dim=-1, largest=False).indices
+
+
+class NodeEmbedder(nn.Module):
+    """Per-residue features -> ``[B, L, c_s]``: residue type (with mask), two time
+    encodings (structure and sequence), residue-index encoding, self-conditioning probabilities."""
+
+    def __init__(self, c_s: int, num_tokens: int, time_dim: int = 64, pos_dim: int = 64):
+        super().__init__()
+        self.num_tokens = num_tokens
+        self.time_dim, self.pos_dim = time_dim, pos_dim
+        self.aatype = nn.Embedding(num_tokens + 1, c_s)  # + mask token
+        self.linear = nn.Linear(2 * time_dim + pos_dim + num_tokens, c_s)
+        self.out = nn.Sequential(nn.ReLU(), nn.Linear(c_s, c_s), nn.LayerNorm(c_s))
+
+    def forward(self, aatype, t_struct, t_seq, residue_index, sc_probs, residue_mask):
+        b, l = aatype.shape
+        times = torch.cat([sinusoidal(t_struct * 1000, self.time_dim), sinusoidal(t_seq * 1000, self.time_dim)], -1)
+        feats = torch.cat([times[:, None, :].expand(b, l, -1), sinusoidal(residue_index, self.pos_dim),
+                           sc_probs.to(times.dtype)], dim=-1)
+        s = self.aatype(aatype) + self.linear(feats.to(self.linear.weight.dtype))
+        return self.out(s) * residue_mask[..., None]
+
+
+class EdgeEmbedder(nn.Module):
+    """Pair features -> ``[B, L, K, c_z]``: relative sequence position, current CA
+    distances and self-conditioned CA distances (RBFs, nm), node projections."""
+
+    def __init__(self, c_s: int, c_z: int, max_relpos: int = 32, num_rbf: int = 32, max_distance_nm: float = 2.0):
+        super().__init__()
+        self.max_relpos, self.num_rbf, self.max_distance = max_relpos, num_rbf, max_distance_nm
+        self.relpos = nn.Embedding(2 * max_relpos + 1, c_z)
+        self.node_i = nn.Linear(c_s, c_z, bias=False)
+        self.node_j = nn.Linear(c_s, c_z, bias=False)
+        self.distances = nn.Linear(2 * num_rbf, c_z)
+        self.out = nn.Sequential(nn.ReLU(), nn.Linear(c_z, c_z), nn.LayerNorm(c_z))
+
+    def forward(self, s, ca_nm, sc_ca_nm, residue_index, neighbours):
+        pos_i, pos_j = pairwise(residue_index, neighbours)
+        rel = (pos_j - pos_i).clamp(-self.max_relpos, self.max_relpos) + self.max_relpos
+        ca_i, ca_j = pairwise(ca_nm, neighbours)
+        sc_i, sc_j = pairwise(sc_ca_nm, neighbours)
+        feats = torch.cat([rbf((ca_i - ca_j).norm(dim=-1), self.num_rbf, self.max_distance),
+                           rbf((sc_i - sc_j).norm(dim=-1), self.num_rbf, self.max_distance)], -1)
+        _, node_j = pairwise(self.node_j(s), neighbours)
+        z = self.relpos(rel) + self.distances(feats.to(s.dtype)) + self.node_i(s)[:, :, None] + node_j
+        return self.out(z)

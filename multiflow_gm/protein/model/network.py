@@ -1,0 +1,103 @@
+"""The co-design network: embeddings, IPA trunk, and heads for clean-sample predictions.
+
+Inputs are the noisy state (frames in nm, residue types with the mask token),
+per-modality times and self-conditioning; outputs are predictions of the clean
+frames and residue-type logits (and, optionally, SO(3) jump parameters). The
+network is SE(3)-equivariant: rotating/translating the input frames rotates and
+translates the predicted frames and leaves logits and jump parameters unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from multiflow_gm.protein.model.blocks import TrunkBlock
+from multiflow_gm.protein.model.embeddings import EdgeEmbedder, NodeEmbedder, select_neighbours
+
+NUM_RESIDUE_TYPES = 20
+MASK_TOKEN = 20
+
+
+@dataclass
+class ModelConfig:
+    c_s: int = 256
+    c_z: int = 128
+    c_hidden: int = 128
+    num_heads: int = 8
+    num_qk_points: int = 8
+    num_v_points: int = 12
+    seq_heads: int = 4
+    seq_layers: int = 2
+    num_blocks: int = 8
+    edge_hidden: int = 128
+    pair_mode: Literal["dense", "sparse"] = "dense"
+    knn: int = 32
+    sequence_window: int = 8
+    checkpoint_blocks: bool = False
+    so3_jump_head: bool = False
+    so3_jump_grid: int = 1024
+
+    def __post_init__(self):
+        for key in ("c_s", "c_z", "c_hidden", "num_heads", "num_blocks", "edge_hidden", "knn"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"model.{key} must be >= 1; got {getattr(self, key)}")
+        if self.c_s % self.seq_heads:
+            raise ValueError(f"model.c_s ({self.c_s}) must be divisible by model.seq_heads ({self.seq_heads})")
+
+
+class CoDesignNetwork(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.nodes = NodeEmbedder(cfg.c_s, NUM_RESIDUE_TYPES)
+        self.edges = EdgeEmbedder(cfg.c_s, cfg.c_z)
+        self.blocks = nn.ModuleList([
+            TrunkBlock(cfg.c_s, cfg.c_z, cfg.c_hidden, cfg.num_heads, cfg.num_qk_points, cfg.num_v_points,
+                       cfg.seq_heads, cfg.seq_layers, cfg.edge_hidden, update_edges=i < cfg.num_blocks - 1)
+            for i in range(cfg.num_blocks)])
+        self.aatype_head = nn.Sequential(nn.Linear(cfg.c_s, cfg.c_s), nn.ReLU(),
+                                         nn.Linear(cfg.c_s, NUM_RESIDUE_TYPES + 1))
+        if cfg.so3_jump_head:
+            self.jump_intensity = nn.Linear(cfg.c_s, 1)
+            self.jump_logits = nn.Linear(cfg.c_s, cfg.so3_jump_grid)
+
+    def forward(self, aatype, rotations, translations, t_struct, t_seq, residue_index, residue_mask,
+                sc_translations=None, sc_probs=None) -> dict:
+        """aatype ``[B, L]`` (20 = mask); frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm); times ``[B]``;
+        self-conditioning CA ``[B, L, 3]`` (nm) and residue-type probabilities ``[B, L, 20]``.
+
+        Returns ``rotations``/``translations`` (predicted clean frames, nm), ``logits``
+        ``[B, L, 21]`` and, with the jump head, ``jump_intensity`` ``[B, L]`` and
+        ``jump_logits`` ``[B, L, G]``.
+        """
+        mask = residue_mask.bool()
+        if sc_translations is None:
+            sc_translations = torch.zeros_like(translations)
+        if sc_probs is None:
+            sc_probs = torch.zeros(*aatype.shape, NUM_RESIDUE_TYPES, dtype=translations.dtype,
+                                   device=translations.device)
+        dtype = self.nodes.linear.weight.dtype
+        s = self.nodes(aatype, t_struct, t_seq, residue_index, sc_probs, mask).to(dtype)
+        neighbours = None
+        if self.cfg.pair_mode == "sparse":
+            neighbours = select_neighbours(translations, mask, self.cfg.knn, self.cfg.sequence_window)
+        z = self.edges(s, translations.to(dtype), sc_translations.to(dtype), residue_index, neighbours)
+        rotations, translations = rotations.to(dtype), translations.to(dtype)
+        for block in self.blocks:
+            if self.cfg.checkpoint_blocks and self.training:
+                s, z, rotations, translations = checkpoint(block, s, z, rotations, translations, mask,
+                                                           neighbours, use_reentrant=False)
+            else:
+                s, z, rotations, translations = block(s, z, rotations, translations, mask, neighbours)
+        out = {"rotations": rotations, "translations": translations, "logits": self.aatype_head(s),
+               "single": s}
+        if self.cfg.so3_jump_head:
+            out["jump_intensity"] = F.softplus(self.jump_intensity(s).squeeze(-1))
+            out["jump_logits"] = self.jump_logits(s)
+        return out
