@@ -95,6 +95,7 @@ def test_rerun_skips_cached_and_resumes_after_a_kill(tmp_path, inputs):
     assert resumed.files_processed == 2 and resumed.files_cached == 3
     assert (out / layout.METADATA_FILE).read_text() == first
     assert ChainCache(out).load("2bbb_A").atoms.shape == (92, 4, 3)
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_other_settings_need_rebuild(tmp_path, inputs):

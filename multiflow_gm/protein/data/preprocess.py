@@ -151,8 +151,10 @@ def _prepare_cache_dir(out: Path, config: PreprocessConfig, rebuild: bool) -> No
     if rebuild:
         for sub in (cache_layout.CHAINS_DIR, cache_layout.RECORDS_DIR):
             shutil.rmtree(out / sub, ignore_errors=True)
-    (out / cache_layout.CHAINS_DIR).mkdir(exist_ok=True)
-    (out / cache_layout.RECORDS_DIR).mkdir(exist_ok=True)
+    for sub in (cache_layout.CHAINS_DIR, cache_layout.RECORDS_DIR):
+        (out / sub).mkdir(exist_ok=True)
+        for stale in (out / sub).glob(".*.tmp"):  # left by a killed run
+            stale.unlink(missing_ok=True)
     cache_layout.write_json(config_path, config.to_dict())
 
 
