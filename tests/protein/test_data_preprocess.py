@@ -68,6 +68,7 @@ def test_preprocess_writes_cache_tables_and_safe_arrays(tmp_path, inputs, compac
         assert data["atoms"].dtype == np.float32 and data["atoms"].shape == (92, 4, 3)
         assert data["aatype"].dtype == np.int64 and data["residue_index"].dtype == np.int32
         assert data["bfactor"].dtype == np.float32
+    assert (out / layout.SUMMARY_PLOT_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cache = ChainCache(out)
     assert len(cache) == 3 and cache.lengths.tolist() == [92, 92, 92]
     chain = cache.load("3ccc_A")

@@ -12,6 +12,7 @@ Layout of a cache directory::
     preprocess_config.json the settings the cache was built with
     summary.json           counts per reason
     clusters.json          cluster ids with the chains and settings they were computed for
+    summary.png            lengths, secondary structure, Rg and rejection counts
 
 Every file is written to a temporary name and renamed, so a killed run leaves no
 half-written entry.
@@ -37,6 +38,7 @@ REJECTIONS_FILE = "rejections.csv"
 CONFIG_FILE = "preprocess_config.json"
 SUMMARY_FILE = "summary.json"
 CLUSTERS_FILE = "clusters.json"
+SUMMARY_PLOT_FILE = "summary.png"
 
 REJECTION_COLUMNS = ("source", "chain", "reason", "detail")
 

@@ -25,6 +25,7 @@ import numpy as np
 from multiflow_gm.errors import ConfigError, UserError
 from multiflow_gm.protein.data import cache as cache_layout
 from multiflow_gm.protein.data.config import PreprocessConfig
+from multiflow_gm.protein.data.summary_plot import write_summary_plot
 from multiflow_gm.protein.structure_io import Problem, entry_id_from_path, read_chains, structure_format
 
 LIST_SUFFIXES = (".txt", ".list")
@@ -54,7 +55,8 @@ class PreprocessReport:
         if self.rejections:
             lines.append("rejected: " + ", ".join(f"{reason} {count}" for reason, count in
                                                   sorted(self.rejections.items(), key=lambda kv: -kv[1])))
-        lines.append(f"cache: {self.cache_dir} ({cache_layout.METADATA_FILE}, {cache_layout.REJECTIONS_FILE})")
+        lines.append(f"cache: {self.cache_dir} ({cache_layout.METADATA_FILE}, {cache_layout.REJECTIONS_FILE}, "
+                     f"{cache_layout.SUMMARY_PLOT_FILE})")
         return lines
 
 
@@ -250,8 +252,10 @@ def consolidate(out: Path, config: PreprocessConfig, extra_rejections=()) -> Pre
     clusters = int(ids.max()) + 1 if config.clustering.identity and ids.size else 0
     cache_layout.write_csv(out / cache_layout.METADATA_FILE, metadata, cache_layout.METADATA_COLUMNS)
     cache_layout.write_csv(out / cache_layout.REJECTIONS_FILE, rejections, cache_layout.REJECTION_COLUMNS)
+    counts = dict(Counter(row["reason"] for row in rejections))
+    write_summary_plot(out / cache_layout.SUMMARY_PLOT_FILE, metadata, counts)
     return PreprocessReport(
         cache_dir=str(out), chains_accepted=len(metadata),
         entries_accepted=len({row["entry"] for row in metadata}), clusters=clusters,
-        rejections=dict(Counter(row["reason"] for row in rejections)),
+        rejections=counts,
     )
