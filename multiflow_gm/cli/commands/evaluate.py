@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", metavar="CACHE_DIR",
                         help="preprocessed reference cache (output of 'multiflow-gm preprocess')")
     parser.add_argument("--out", required=True, metavar="REPORT_DIR", help="where to write the report")
-    parser.add_argument("--workers", type=int, default=1, help="processes for TM-align and threads for ProteinMPNN")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for TM-align (diversity and novelty)")
     parser.add_argument("--baseline", choices=("native", "random-walk"),
                         help="evaluate this baseline instead of samples (needs no SAMPLES_DIR)")
     parser.add_argument("--num-samples", type=int, default=64, help="baseline chains to generate with --baseline")
