@@ -178,7 +178,8 @@ def run_preprocess(inputs, out, *, config: PreprocessConfig | None = None, worke
     for path in files:
         entry = entry_id_from_path(path)
         if entry in unique:
-            run_problems.append(asdict(Problem(str(path), "", "duplicate_entry", f"entry {entry} also in {unique[entry]}")))
+            detail = f"entry {entry} also in {unique[entry]}"
+            run_problems.append(asdict(Problem(str(path), "", "duplicate_entry", detail)))
         else:
             unique[entry] = path
     records_dir, chains_dir = out / cache_layout.RECORDS_DIR, out / cache_layout.CHAINS_DIR
@@ -191,8 +192,7 @@ def run_preprocess(inputs, out, *, config: PreprocessConfig | None = None, worke
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(tasks) or 1))
     try:
         if workers == 1:
-            results = map(_process_task, tasks)
-            for record in results:
+            for record in map(_process_task, tasks):
                 _collect(record, run_problems, bar)
         else:
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
