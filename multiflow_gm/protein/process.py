@@ -1,0 +1,142 @@
+"""The co-design Markov process, assembled from core parts (SPEC §2, issue 4).
+
+A product of three components, each with its own path, generator and time:
+
+* translations (CA positions, nm): CondOT Gaussian path with a centred prior; flow;
+* rotations (backbone frames): geodesic SO(3) path (uniform prior; optional IGSO3
+  training prior) with a flow sampled on an exponential-rate schedule, or the
+  isotropic SO(3) path whose flow and jump generators superpose;
+* residue types: masking mixture path; CTMC with eta stochasticity.
+
+Structure and sequence have separate times: t_seq = 1 is folding, t_struct = 1 is
+inverse folding. The network predicts clean samples; the conversions to
+generator parameters are the core paths' own formulas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from multiflow_gm.core import (CondOTPath, ExponentialRateScheduler, GeodesicSO3Path, IsotropicSO3Path,
+                               LinearScheduler, MixtureTokenPath, so3)
+from multiflow_gm.protein.noise_pairing import pair_noise
+
+NUM_TYPES = 20
+MASK = 20
+
+
+@dataclass
+class TaskMix:
+    """Fractions of training examples per task; they must sum to one."""
+
+    codesign: float = 0.8
+    folding: float = 0.1
+    inverse_folding: float = 0.1
+
+    def __post_init__(self):
+        values = (self.codesign, self.folding, self.inverse_folding)
+        if min(values) < 0 or abs(sum(values) - 1.0) > 1e-6:
+            raise ValueError(f"task_mix fractions must be >= 0 and sum to 1; got {values}")
+
+
+@dataclass
+class ProcessConfig:
+    translation_scale: float = 0.1          # Angstrom -> nm: paths and network work in nm
+    min_t: float = 0.01
+    rotation_path: Literal["geodesic", "isotropic"] = "geodesic"
+    rotation_train_prior: Literal["uniform", "igso3"] = "uniform"
+    igso3_sigma: float = 1.5
+    isotropic_kappa_max: float = 200.0
+    rotation_sampling_rate: float = 10.0    # exponential schedule for geodesic sampling; 0 = linear
+    noise_pairing: Literal["none", "align", "ot"] = "align"
+    so3_jump: bool = False                  # train an SO(3) jump head (needs the isotropic path)
+    task_mix: TaskMix = field(default_factory=TaskMix)
+
+    def __post_init__(self):
+        if not 0.0 <= self.min_t < 1.0:
+            raise ValueError(f"process.min_t must lie in [0, 1); got {self.min_t}")
+        if self.so3_jump and self.rotation_path != "isotropic":
+            raise ValueError("process.so3_jump needs process.rotation_path: isotropic "
+                             "(flow and jump must generate the same marginals to superpose)")
+
+
+class CoDesignProcess:
+    """Paths, priors and corruption of the three components."""
+
+    def __init__(self, cfg: ProcessConfig):
+        self.cfg = cfg
+        self.translations = CondOTPath()
+        if cfg.rotation_path == "geodesic":
+            self.rotations = GeodesicSO3Path()
+            rate = cfg.rotation_sampling_rate
+            self.rotation_sampling_scheduler = ExponentialRateScheduler(rate) if rate > 0 else LinearScheduler()
+        else:
+            self.rotations = IsotropicSO3Path(kappa_max=cfg.isotropic_kappa_max)
+            self.rotation_sampling_scheduler = None
+        self.sequence = MixtureTokenPath(NUM_TYPES, "mask")
+
+    # -- priors ------------------------------------------------------------------
+    def sample_translation_prior(self, mask: torch.Tensor, generator=None) -> torch.Tensor:
+        """Centred standard Gaussian CA positions ``[B, L, 3]`` (nm), zero at padding."""
+        x = torch.randn(*mask.shape, 3, generator=generator, device=mask.device)
+        return centre(x, mask)
+
+    def sample_rotation_prior(self, shape, generator=None, device=None) -> torch.Tensor:
+        return so3.uniform(shape, generator=generator, device=device)
+
+    # -- training corruption -------------------------------------------------------
+    def sample_times(self, batch_size: int, generator=None):
+        """Per-example ``(t_struct, t_seq, task)``; task 0 co-design, 1 folding, 2 inverse folding."""
+        mix = self.cfg.task_mix
+        probs = torch.tensor([mix.codesign, mix.folding, mix.inverse_folding])
+        task = torch.multinomial(probs, batch_size, replacement=True, generator=generator)
+        lo = self.cfg.min_t
+        t_struct = lo + (1 - lo) * torch.rand(batch_size, generator=generator)
+        t_seq = lo + (1 - lo) * torch.rand(batch_size, generator=generator)
+        t_seq = torch.where(task == 1, torch.ones_like(t_seq), t_seq)
+        t_struct = torch.where(task == 2, torch.ones_like(t_struct), t_struct)
+        return t_struct, t_seq, task
+
+    def corrupt(self, batch: dict, t_struct, t_seq, generator=None) -> dict:
+        """Noisy state at the given times from a collated batch (Angstrom frames).
+
+        Returns clean targets (``trans_1`` nm, ``rot_1``, ``aatype_1`` with unknown
+        residues as the mask token) and noisy inputs (``trans_t``, ``rot_t``, ``aatype_t``).
+        """
+        mask = batch["residue_mask"].bool()
+        trans_1 = centre(batch["translations"] * self.cfg.translation_scale, mask)
+        rot_1 = batch["rotations"]
+        trans_0 = self.sample_translation_prior(mask, generator)
+        if self.cfg.noise_pairing != "none":
+            trans_0 = pair_noise(trans_0, trans_1, mask, permute=self.cfg.noise_pairing == "ot")
+        trans_t = self.translations.sample(trans_0, trans_1, t_struct) * mask[..., None]
+        rot_t = self._corrupt_rotations(rot_1, t_struct, generator)
+        aatype_1 = batch["aatype"].clamp(max=MASK)
+        aatype_t = self.sequence.sample(aatype_1, t_seq, generator=generator)
+        # Unknown residues carry no type: they stay masked and have no sequence loss.
+        aatype_t = torch.where(aatype_1 == MASK, torch.full_like(aatype_t, MASK), aatype_t)
+        return {"trans_1": trans_1, "rot_1": rot_1, "aatype_1": aatype_1, "trans_t": trans_t,
+                "rot_t": rot_t, "aatype_t": aatype_t, "t_struct": t_struct, "t_seq": t_seq,
+                "residue_mask": mask, "residue_index": batch["residue_index"]}
+
+    def _corrupt_rotations(self, rot_1, t, generator):
+        shape = rot_1.shape[:-2]
+        if isinstance(self.rotations, IsotropicSO3Path):
+            return self.rotations.sample(rot_1, t, generator=generator)
+        if self.cfg.rotation_train_prior == "igso3":
+            # MultiFlow's training prior: IGSO3 noise around the data frame.
+            noise = so3.sample_igso3(shape, self.cfg.igso3_sigma, generator=generator)
+            rot_0 = rot_1 @ noise.to(rot_1.dtype)
+        else:
+            rot_0 = self.sample_rotation_prior(shape, generator, rot_1.device).to(rot_1.dtype)
+        return self.rotations.sample(rot_0, rot_1, t)
+
+
+def centre(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Subtract the centroid of the valid residues ``[B, L, 3]``; padding set to zero."""
+    m = mask[..., None].to(x.dtype)
+    mean = (x * m).sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1)
+    return (x - mean) * m

@@ -1,0 +1,73 @@
+"""Typed configuration of protein co-design training (``configs/protein/*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from multiflow_gm.protein.losses import LossConfig
+from multiflow_gm.protein.model.network import ModelConfig
+from multiflow_gm.protein.process import ProcessConfig
+from multiflow_gm.protein.sampling import SamplingConfig
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+
+    def __post_init__(self):
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr must be > 0; got {self.lr}")
+
+
+@dataclass
+class DataConfig:
+    cache: Optional[str] = None             # preprocessed cache directory (or --data)
+    squared_residue_budget: int = 500_000   # batch size ~ budget / L^2
+    max_batch_size: int = 64
+    min_length: int = 60
+    max_length: Optional[int] = 384
+    batching: Literal["same_length", "padded"] = "same_length"
+    cluster_weighting: bool = False
+    preload: bool = True
+    num_workers: int = 0
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 10_000
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    threads: int = 0                        # torch intra-op threads on CPU; 0 = leave as is
+    max_minutes: Optional[float] = None     # stop (with a checkpoint) after this wall time
+
+    def __post_init__(self):
+        if self.max_steps < 1 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise ValueError("trainer.max_steps, checkpoint_every and log_every must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    self_condition: bool = True
+
+    def __post_init__(self):
+        if self.process.so3_jump != self.model.so3_jump_head:
+            raise ValueError("process.so3_jump and model.so3_jump_head must agree")

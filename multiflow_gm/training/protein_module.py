@@ -1,0 +1,147 @@
+"""Lightning module for co-design training: manual optimisation with guards and EMA.
+
+Every random choice of a training step (times, tasks, noise, self-conditioning)
+comes from a generator seeded by ``(seed, batches consumed, rank)``, and the data
+order is indexed the same way (:mod:`.step_sampler`), so a resumed run repeats an
+uninterrupted one exactly. A batch whose loss or gradients are not finite is
+skipped and counted (all ranks agree before stepping).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+
+from multiflow_gm.config import from_dict, to_dict
+from multiflow_gm.core import so3
+from multiflow_gm.protein.losses import codesign_losses
+from multiflow_gm.protein.model.network import CoDesignNetwork
+from multiflow_gm.protein.process import NUM_TYPES, CoDesignProcess
+from multiflow_gm.training.ema import EMA
+from multiflow_gm.training.protein_config import TrainConfig
+from multiflow_gm.training.step_sampler import BatchCounter
+
+TIME_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
+class CoDesignModule(L.LightningModule):
+    def __init__(self, config: dict):
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.cfg: TrainConfig = from_dict(TrainConfig, config)
+        self.network = CoDesignNetwork(self.cfg.model)
+        self.process = CoDesignProcess(self.cfg.process)
+        self.ema = EMA(self.network, self.cfg.optim.ema_decay)
+        self.counter = BatchCounter()
+        self.skipped_batches = 0
+        self.automatic_optimization = False
+        if self.cfg.model.so3_jump_head:
+            self.register_buffer("jump_grid", so3.super_fibonacci_grid(self.cfg.model.so3_jump_grid),
+                                 persistent=False)
+        else:
+            self.jump_grid = None
+
+    # -- forward pieces ---------------------------------------------------------------
+    def _network_inputs(self, noisy, sc=None):
+        return dict(aatype=noisy["aatype_t"], rotations=noisy["rot_t"], translations=noisy["trans_t"],
+                    t_struct=noisy["t_struct"], t_seq=noisy["t_seq"], residue_index=noisy["residue_index"],
+                    residue_mask=noisy["residue_mask"],
+                    sc_translations=None if sc is None else sc[0], sc_probs=None if sc is None else sc[1])
+
+    def compute_losses(self, batch, generator):
+        size = batch["aatype"].shape[0]
+        t_struct, t_seq, task = self.process.sample_times(size, generator)
+        device = batch["aatype"].device
+        t_struct, t_seq = t_struct.to(device), t_seq.to(device)
+        noisy = self.process.corrupt(batch, t_struct, t_seq, generator)
+        sc = None
+        if self.cfg.self_condition and torch.rand((), generator=generator) < 0.5:
+            with torch.no_grad():
+                first = self.network(**self._network_inputs(noisy))
+            sc = (first["translations"].detach(), torch.softmax(first["logits"][..., :NUM_TYPES], -1).detach())
+        pred = self.network(**self._network_inputs(noisy, sc))
+        losses = codesign_losses(self.process, noisy, pred, self.cfg.loss, self.jump_grid, generator)
+        return losses, t_struct, task
+
+    # -- training -----------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        step = self.counter.value
+        self.counter.value += 1
+        generator = step_generator(self.cfg.trainer.seed, step, self.global_rank)
+        losses, t_struct, task = self.compute_losses(batch, generator)
+        loss = losses["total"].mean()
+        optimizer = self.optimizers()
+        if self._any_rank(not bool(torch.isfinite(loss))):
+            return self._skip("loss")
+        self.manual_backward(loss)
+        grads_ok = all(torch.isfinite(p.grad).all() for p in self.network.parameters() if p.grad is not None)
+        if self._any_rank(not grads_ok):
+            optimizer.zero_grad(set_to_none=True)
+            return self._skip("gradients")
+        self._set_learning_rate(optimizer)
+        self.clip_gradients(optimizer, gradient_clip_val=self.cfg.optim.grad_clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.network)
+        self._log_losses(losses, t_struct, task, batch)
+        return loss.detach()
+
+    def _any_rank(self, flag: bool) -> bool:
+        if self.trainer is None or self.trainer.world_size == 1:
+            return flag
+        return bool(self.trainer.strategy.reduce_boolean_decision(flag, all=False))
+
+    def _skip(self, what: str):
+        self.skipped_batches += 1
+        self.log("train/skipped_batches", float(self.skipped_batches), on_step=True, prog_bar=True)
+        self.print(f"skipped batch {self.counter.value - 1}: non-finite {what} "
+                   f"({self.skipped_batches} skipped so far)")
+        return None
+
+    def _set_learning_rate(self, optimizer):
+        warmup = self.cfg.optim.warmup_steps
+        scale = min(1.0, (self.global_step + 1) / warmup) if warmup > 0 else 1.0
+        for group in optimizer.param_groups:
+            group["lr"] = self.cfg.optim.lr * scale
+
+    def _log_losses(self, losses, t_struct, task, batch):
+        for name, value in losses.items():
+            self.log(f"train/{name}", value.mean(), on_step=True, prog_bar=name == "total",
+                     batch_size=value.shape[0])
+        codesign = task.to(t_struct.device) == 0
+        for lo, hi in zip(TIME_BINS[:-1], TIME_BINS[1:]):
+            in_bin = codesign & (t_struct >= lo) & (t_struct < hi)
+            if in_bin.any():
+                for name in ("translation", "rotation", "aatype"):
+                    self.log(f"train_by_t/{name}_t{lo:.2f}-{hi:.2f}", losses[name][in_bin].mean(),
+                             on_step=True, batch_size=int(in_bin.sum()))
+        self.log("train/residues", float(batch["residue_mask"].sum()), on_step=True, reduce_fx="sum")
+
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        return torch.optim.AdamW(self.network.parameters(), lr=o.lr, betas=tuple(o.betas),
+                                 weight_decay=o.weight_decay)
+
+    # -- checkpoint state -----------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["multiflow_gm"] = {"ema": self.ema.state_dict(), "batches_consumed": self.counter.value,
+                                      "skipped_batches": self.skipped_batches}
+
+    def on_load_checkpoint(self, checkpoint):
+        state = checkpoint["multiflow_gm"]
+        self.ema.load_state_dict(state["ema"])
+        self.counter.value = int(state["batches_consumed"])
+        self.skipped_batches = int(state["skipped_batches"])
+
+    def config_dict(self) -> dict:
+        return to_dict(self.cfg)
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,109 @@
+"""Assemble and run co-design training: data, Lightning trainer, checkpoints, export, plots."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from multiflow_gm.config import save_config, to_dict
+from multiflow_gm.errors import ConfigError, MissingResourceError
+from multiflow_gm.training.checkpoints import AtomicCheckpointIO, export_weights
+from multiflow_gm.training.plots import plot_loss_curves
+from multiflow_gm.training.protein_config import TrainConfig
+from multiflow_gm.training.protein_module import CoDesignModule, parameter_count
+from multiflow_gm.training.step_sampler import StepBatchSampler
+
+
+class CoDesignData(L.LightningDataModule):
+    """Training batches from a chain cache, sharded by rank and indexed by batches consumed."""
+
+    def __init__(self, cfg: TrainConfig, cache_dir: Path, module: CoDesignModule):
+        super().__init__()
+        self.cfg, self.cache_dir, self.module = cfg, cache_dir, module
+
+    def train_dataloader(self):
+        from multiflow_gm.protein.data.batching import LengthBatchSampler, collate_chains
+        from multiflow_gm.protein.data.cache import ChainCache
+        from multiflow_gm.protein.data.dataset import ProteinChainDataset
+
+        d = self.cfg.data
+        cache = ChainCache(self.cache_dir).filter_length(d.min_length, d.max_length)
+        if len(cache) == 0:
+            raise ConfigError(f"no chain in {self.cache_dir} has a length in "
+                              f"[{d.min_length}, {d.max_length}] (data.min_length / data.max_length)")
+        dataset = ProteinChainDataset(cache, seed=self.cfg.trainer.seed, preload=d.preload)
+        epochs = LengthBatchSampler(
+            dataset.lengths, squared_residue_budget=d.squared_residue_budget, max_batch_size=d.max_batch_size,
+            mode=d.batching, cluster_ids=dataset.cluster_ids, cluster_weighting=d.cluster_weighting,
+            seed=self.cfg.trainer.seed, rank=self.trainer.global_rank, world_size=self.trainer.world_size)
+        # Generous total: skipped batches do not count as optimiser steps.
+        total = 2 * self.cfg.trainer.max_steps + 1000
+        sampler = StepBatchSampler(epochs, self.module.counter, total)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_chains,
+                          num_workers=d.num_workers, persistent_workers=d.num_workers > 0)
+
+
+def _checkpoint_dir(out_dir: Path) -> Path:
+    return out_dir / "checkpoints"
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    last = _checkpoint_dir(out_dir) / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: bool = False,
+          extra_callbacks=(), enable_progress_bar: bool = True) -> dict:
+    """Train (or resume) and return a summary dict; writes checkpoints, logs, plots, export."""
+    cache_dir, out_dir = Path(cache_dir), Path(out_dir)
+    if not (cache_dir / "metadata.csv").is_file():
+        raise MissingResourceError(f"{cache_dir} is not a preprocessed cache (no metadata.csv); "
+                                   f"run `multiflow-gm preprocess` first")
+    ckpt_path = latest_checkpoint(out_dir) if resume else None
+    if resume and ckpt_path is None:
+        print(f"no checkpoint in {_checkpoint_dir(out_dir)}: starting from scratch")
+    if not resume and latest_checkpoint(out_dir) is not None:
+        raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.yaml")
+    if cfg.trainer.threads > 0:
+        torch.set_num_threads(cfg.trainer.threads)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    module = CoDesignModule(to_dict(cfg))
+    data = CoDesignData(cfg, cache_dir, module)
+    checkpoint = ModelCheckpoint(dirpath=_checkpoint_dir(out_dir), filename="step{step:07d}",
+                                 every_n_train_steps=cfg.trainer.checkpoint_every, save_last=True,
+                                 save_top_k=1, auto_insert_metric_name=False)
+    t = cfg.trainer
+    trainer = L.Trainer(
+        max_steps=t.max_steps, max_epochs=-1, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+        max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+        logger=[CSVLogger(out_dir, name="logs", version=""), TensorBoardLogger(out_dir, name="tensorboard", version="")],
+        callbacks=[checkpoint, *extra_callbacks], log_every_n_steps=t.log_every,
+        plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
+        enable_progress_bar=enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
+        deterministic=False)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    seconds = time.perf_counter() - start
+    if trainer.global_rank != 0:
+        return {}
+    final = _checkpoint_dir(out_dir) / "last.ckpt"
+    trainer.save_checkpoint(final)
+    export = export_weights(module.ema.shadow, to_dict(cfg), out_dir / "model_ema.safetensors",
+                            extra={"global_step": trainer.global_step,
+                                   "batches_consumed": module.counter.value})
+    plot = plot_loss_curves(out_dir / "logs" / "metrics.csv", out_dir / "loss_curve.png")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    summary = {"steps": trainer.global_step, "batches_consumed": module.counter.value,
+               "skipped_batches": module.skipped_batches, "seconds": seconds,
+               "parameters": parameter_count(module.network), "checkpoint": str(final),
+               "model": str(export), "loss_curve": str(plot) if plot else None, "last_metrics": metrics}
+    return summary
