@@ -36,6 +36,14 @@ def test_sample_directory_reads_pdbs_fasta_and_lists_problems(tmp_path):
     assert read_fasta(tmp_path / "seqs.fa") == {"a": "MKLVAEGKLVAE", "b": "ACD", "lost": "MKV"}
 
 
+def test_nested_sample_directories_are_read(tmp_path):
+    (tmp_path / "length_12").mkdir()
+    write_backbone_pdb(tmp_path / "length_12" / "sample_0.pdb", helix_atoms(12), "X" * 12)
+    (tmp_path / "length_12" / "samples.fasta").write_text(">sample_0\n" + "K" * 12 + "\n")
+    chains, skipped = load_sample_directory(tmp_path)
+    assert [(c.name, c.sequence) for c in chains] == [("length_12_sample_0", "K" * 12)] and not skipped
+
+
 def test_missing_sample_directory_raises_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_sample_directory(tmp_path / "absent")

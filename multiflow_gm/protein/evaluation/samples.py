@@ -57,6 +57,21 @@ def _strip_suffixes(path: Path) -> str:
     return name
 
 
+def _files_below(directory: Path) -> list[Path]:
+    """Files in ``directory`` and its subdirectories (hidden ones left out), sorted."""
+    return sorted(p for p in directory.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+
+
+def sample_name(path: Path, directory: Path) -> str:
+    """Name of a sample file: its path below ``directory`` without suffixes, '/' -> '_'."""
+    try:
+        relative = path.relative_to(directory)
+    except ValueError:
+        return _strip_suffixes(path)
+    return "_".join(relative.parent.parts + (_strip_suffixes(relative),))
+
+
 def is_structure_file(path: Path) -> bool:
     name = path.name.lower()
     name = name[:-3] if name.endswith(".gz") else name
@@ -79,10 +94,12 @@ def read_fasta(path: Path) -> dict[str, str]:
 
 def _fasta_records(directory: Path, skipped: list[SkippedInput]) -> dict[str, str]:
     records: dict[str, str] = {}
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.name.lower().endswith(FASTA_SUFFIXES):
+    for path in _files_below(directory):
+        if path.name.lower().endswith(FASTA_SUFFIXES):
+            # Records are named like the samples beside them (prefixed by their subdirectory).
+            prefix = "".join(f"{part}_" for part in path.relative_to(directory).parent.parts)
             try:
-                records.update(read_fasta(path))
+                records.update({prefix + name: seq for name, seq in read_fasta(path).items()})
             except (OSError, UnicodeError) as err:
                 skipped.append(SkippedInput(str(path), "unreadable_fasta", str(err)))
     return records
@@ -102,7 +119,8 @@ def _merge_sequence(name: str, structure_sequence: str, fasta: dict[str, str],
 
 
 def load_sample_directory(directory: str | Path) -> tuple[list[EvaluationChain], list[SkippedInput]]:
-    """Every protein chain of the structure files directly in ``directory``.
+    """Every protein chain of the structure files in ``directory`` and its subdirectories
+    (a sample in ``length_100/sample_3.pdb`` is named ``length_100_sample_3``).
 
     Returns (chains, skipped). Unreadable files, chains without a complete
     backbone, and chains shorter than :data:`MIN_SAMPLE_LENGTH` are skipped with
@@ -120,15 +138,17 @@ def load_sample_directory(directory: str | Path) -> tuple[list[EvaluationChain],
     skipped: list[SkippedInput] = []
     fasta = _fasta_records(directory, skipped)
     chains: list[EvaluationChain] = []
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+    file_names: set[str] = set()
+    for path in _files_below(directory):
         if not is_structure_file(path):
-            if not path.name.lower().endswith(FASTA_SUFFIXES) and not path.name.startswith("."):
+            if not path.name.lower().endswith(FASTA_SUFFIXES):
                 skipped.append(SkippedInput(str(path), "not_a_structure_file", "unknown file suffix"))
             continue
         result = read_chains(path)
         skipped.extend(SkippedInput(p.source, p.reason + (f" (chain {p.chain})" if p.chain else ""), p.detail)
                        for p in result.problems)
-        stem = _strip_suffixes(path)
+        stem = sample_name(path, directory)
+        file_names.add(stem)
         for raw in result.chains:
             name = stem if len(result.chains) == 1 else f"{stem}_{raw.chain_id}"
             complete = raw.complete
@@ -145,7 +165,7 @@ def load_sample_directory(directory: str | Path) -> tuple[list[EvaluationChain],
             sequence = _merge_sequence(name, sequence, fasta, str(path), skipped)
             chains.append(EvaluationChain(name=name, atoms=raw.atoms[complete].astype(np.float64),
                                           sequence=sequence, source=str(path)))
-    seen = {chain.name for chain in chains} | {_strip_suffixes(Path(s.source)) for s in skipped}
+    seen = {chain.name for chain in chains} | file_names
     for name in fasta:
         if name not in seen:
             skipped.append(SkippedInput(f"FASTA record {name}", "missing_structure_file",
