@@ -54,6 +54,8 @@ def align_pairs(
 
     Returns ``[n, 3]``: TM normalised by ``first[i]``, by ``second[j]``, RMSD (A).
     ``progress`` is called with the number of pairs finished after each chunk.
+    With ``workers > 1`` the workers are spawned, so a calling script needs the
+    usual ``if __name__ == "__main__":`` guard.
     """
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if len(pairs) == 0:
