@@ -19,7 +19,7 @@ def _deterministic_torch():
     yield
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pdb_subset() -> Path:
     """The shared real-structure subset; tests using it skip where it is absent."""
     if not PDB_SUBSET.is_dir() or not any(PDB_SUBSET.iterdir()):

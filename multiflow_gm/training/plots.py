@@ -40,6 +40,8 @@ def plot_loss_curves(csv_path: str | Path, out_png: str | Path, prefix: str = "t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not Path(csv_path).is_file():
+        return None
     series = read_metrics(csv_path)
     present = [n for n in names if f"{prefix}{n}" in series]
     if not present:
