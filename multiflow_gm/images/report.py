@@ -1,0 +1,111 @@
+"""Tables (console and Markdown, laid out like the paper's: rows model, columns NFE) and sample grids.
+
+The results dict is the benchmark's JSON: ``models[name]["cells"][str(nfe)]`` holds
+``distance`` and ``nfe_used``; ``metric["label"]`` names the distance and ``floor``
+is the held-out real images' distance.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _cell(cell: dict | None, nominal: int) -> str:
+    if not cell:
+        return "-"
+    text = f"{cell['distance']:.2f}"
+    if cell.get("nfe_used", nominal) != nominal:
+        text += f" ({cell['nfe_used']})"
+    return text
+
+
+def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the table (the floor is the last row)."""
+    nfes = results["nfe"]
+    header = ["model"] + [f"NFE {n}" for n in nfes]
+    rows = []
+    for name, model in results["models"].items():
+        rows.append([name] + [_cell(model["cells"].get(str(n)), n) for n in nfes])
+    if results.get("floor") is not None:
+        rows.append(["held-out real images (floor)"] + [f"{results['floor']:.2f}"] * len(nfes))
+    return header, rows
+
+
+def _notes(results: dict) -> list[str]:
+    metric = results["metric"]
+    notes = [f"Cells: {metric['label']}, {results['num_samples']} generated images vs the "
+             f"{results['train_images']} training images; lower is better."]
+    if any(m.get("method") == "heun" for m in results["models"].values()):
+        notes.append("Heun rows use 2 network evaluations per step except the last; a number in "
+                     "parentheses is the NFE actually used (at most the column's).")
+    alpha = results.get("alpha")
+    if alpha and any(len(m.get("kinds", [])) == 2 for m in results["models"].values()):
+        a0, a1 = alpha
+        weight = f"{a0:g}" if a0 == a1 else f"{a0:g} at t=0 to {a1:g} at t=1 (linear)"
+        notes.append(f"Superposition: flow weight alpha = {weight}, jump weight 1 - alpha.")
+    return notes
+
+
+def console_table(results: dict) -> str:
+    header, rows = table_rows(results)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [f"{results['dataset']}: {results['metric']['label']}", line(header),
+           "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    out += [""] + _notes(results)
+    return "\n".join(out)
+
+
+def markdown_table(results: dict) -> str:
+    header, rows = table_rows(results)
+    md = [f"# Image benchmark: {results['dataset']}", "",
+          "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md += [""] + [f"- {n}" for n in _notes(results)]
+    nets = results.get("networks", {})
+    if nets:
+        md += ["", "| network | parameters | training steps | training images/s |", "|---|---:|---:|---:|"]
+        for name, info in nets.items():
+            ips = info.get("train_images_per_second")
+            ips_text = f"{ips:.1f}" if ips else "-"
+            md.append(f"| {name} | {info.get('parameters', 0):,} | {info.get('steps', 0)} | {ips_text} |")
+    md += ["", "| model | sampler |", "|---|---|"]
+    md += [f"| {name} | {m.get('description', '')} |" for name, m in results["models"].items()]
+    return "\n".join(md) + "\n"
+
+
+def save_sample_grid(images: torch.Tensor, path: Path, title: str | None = None) -> Path:
+    """A square-ish grid PNG of ``images [N, C, H, W]`` in [-1, 1]."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n, c, h, w = images.shape
+    cols = int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / cols))
+    grid = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1, c), dtype=np.float32)
+    pix = ((images.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+    for i in range(n):
+        r, col = divmod(i, cols)
+        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + col * (w + 1): 1 + col * (w + 1) + w] = pix[i]
+    scale = max(1.0, 256 / max(grid.shape[:2]))
+    fig = plt.figure(figsize=(grid.shape[1] * scale / 100 + 0.2, grid.shape[0] * scale / 100 + 0.5), dpi=100)
+    ax = fig.add_axes([0, 0, 1, 0.92 if title else 1])
+    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
