@@ -170,6 +170,9 @@ class ImageTrainer:
         mean = {k: sum(v) / len(v) for k, v in window.items()}
         self.loss_history.append([float(self.step), mean["total"], mean.get("flow", math.nan),
                                   mean.get("jump", math.nan)])
+        if not self.progress:
+            parts = ", ".join(f"{k} {v:.4f}" for k, v in mean.items())
+            self.log(f"{self.network_name} step {self.step}: {parts}")
 
 
 def _first_difference(old, new, prefix="") -> str:

@@ -93,6 +93,7 @@ def run(args) -> int:
     save_config(config, args.out / "config.yaml")
     models = list(dict.fromkeys(args.models))
     nfes = sorted(set(args.nfe))
-    run_benchmark(config, models, nfes, args.out, progress=not args.no_progress)
+    run_benchmark(config, models, nfes, args.out, log=lambda msg: print(msg, flush=True),
+                  progress=not args.no_progress)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and samples_<model>.png")
     return 0

@@ -1,0 +1,98 @@
+"""Training resumes exactly; the bench-images command runs end to end on digits and resumes."""
+
+import json
+
+import pytest
+import torch
+
+from multiflow_gm.cli.main import main
+from multiflow_gm.config import from_dict, to_dict
+from multiflow_gm.errors import UserError
+from multiflow_gm.images.config import ImageBenchConfig, preset
+from multiflow_gm.images.datasets import load_dataset
+from multiflow_gm.training.images_trainer import ImageTrainer
+
+pytest.importorskip("sklearn")
+
+TINY_MODEL = ["model.base_channels=8", "model.channel_mults=[1, 2]", "model.attention_heads=2",
+              "model.groups=4", "jump.bins=8"]
+
+
+def _tiny_config(**train):
+    data = to_dict(preset("digits"))
+    data["model"].update(base_channels=8, channel_mults=[1, 2], attention_heads=2, groups=4)
+    data["jump"]["bins"] = 8
+    data["train"].update(batch_size=16, warmup_steps=2, **train)
+    return from_dict(ImageBenchConfig, data)
+
+
+def test_training_in_two_pieces_equals_training_at_once(tmp_path):
+    config = _tiny_config()
+    data = load_dataset(config.data)
+    whole = ImageTrainer(config, "flow_jump", data, tmp_path / "whole.pt", progress=False)
+    whole.train_to(4)
+    first = ImageTrainer(config, "flow_jump", data, tmp_path / "pieces.pt", progress=False)
+    first.train_to(2)
+    resumed = ImageTrainer(config, "flow_jump", data, tmp_path / "pieces.pt", progress=False)
+    assert resumed.step == 2
+    resumed.train_to(4)
+    for (name, a), b in zip(whole.net.state_dict().items(), resumed.net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    for name in whole.ema.shadow:
+        torch.testing.assert_close(whole.ema.shadow[name], resumed.ema.shadow[name], rtol=0, atol=0)
+    # A checkpoint never silently meets other settings.
+    with pytest.raises(UserError, match="model.base_channels"):
+        other = _tiny_config()
+        other.model.base_channels = 16
+        ImageTrainer(other, "flow_jump", data, tmp_path / "pieces.pt", progress=False)
+
+
+def _command(out, *extra):
+    return ["bench-images", "--dataset", "digits", "--models", "flow", "jump", "superposition", "mixed",
+            "--nfe", "3", "6", "--out", str(out), "--train-steps", "12", "--num-samples", "40",
+            "--threads", "1", "--no-progress", "--set", "eval.classifier_steps=60",
+            "--set", "train.batch_size=16", *[a for o in TINY_MODEL for a in ("--set", o)], *extra]
+
+
+def test_bench_images_end_to_end_on_digits_and_resume(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(_command(out)) == 0
+    printed = capsys.readouterr().out
+    assert "held-out real images (floor)" in printed and "not FID" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["models"]) == ["flow", "jump", "superposition", "mixed"]
+    assert results["metric"]["kind"] == "classifier_fd" and 0 <= results["metric"]["classifier_test_accuracy"] <= 1
+    for name, model in results["models"].items():
+        assert set(model["cells"]) == {"3", "6"}
+        for nfe, cell in model["cells"].items():
+            assert cell["distance"] >= 0 and cell["nfe_used"] <= int(nfe)
+        assert (out / f"samples_{name}.png").stat().st_size > 1000
+    assert results["models"]["mixed"]["cells"]["6"]["nfe_used"] == 5     # 3 Heun steps
+    assert results["floor"] > 0 and results["networks"]["flow_jump"]["steps"] == 12
+    md = (out / "results.md").read_text()
+    assert "| model | NFE 3 | NFE 6 |" in md and "| superposition |" in md
+    for network in ("flow", "jump", "flow_jump"):
+        state = torch.load(out / "checkpoints" / f"{network}.pt", weights_only=True)
+        assert state["step"] == 12
+
+    # A rerun loads everything and recomputes nothing.
+    assert main(_command(out)) == 0
+    log = capsys.readouterr().out
+    assert "loaded checkpoint at step 12" in log and "classifier loaded from cache" in log
+    assert " NFE 3: " not in log
+    assert json.loads((out / "results.json").read_text())["models"] == results["models"]
+
+    # More steps continue training; only the changed networks' cells are redone.
+    assert main(_command(out, "--train-steps", "14", "--models", "flow", "--nfe", "3")) == 0
+    rerun = json.loads((out / "results.json").read_text())
+    assert rerun["models"]["flow"]["network_step"] == 14 and list(rerun["models"]) == ["flow"]
+
+
+def test_bad_command_input_is_one_line_error(tmp_path, capsys):
+    assert main(_command(tmp_path / "x", "--set", "sampling.alpha=[1.5, 0.0]")) == 2
+    assert "alpha values must lie in [0, 1]" in capsys.readouterr().err
+    assert main(_command(tmp_path / "x", "--set", "model.widht=3")) == 2
+    assert "unknown config key 'model.widht'" in capsys.readouterr().err
+    assert main(["bench-images", "--dataset", "cifar10", "--out", str(tmp_path / "c"),
+                 "--data-dir", str(tmp_path)]) == 2
+    assert "data_batch_1" in capsys.readouterr().err
