@@ -83,7 +83,8 @@ class MetricServices:
             detail = f"not computed: {detail}"
         self.mpnn_status = {"computed": available, "detail": detail}
         self.dssp_status = {"computed": bool(settings.use_dssp and dssp_available()),
-                            "detail": "pydssp" if dssp_available() else "not computed: pydssp is not installed"}
+                            "detail": ("computed with pydssp (three-state DSSP)" if dssp_available()
+                                       else "not computed: pydssp is not installed")}
         if not settings.use_dssp:
             self.dssp_status = {"computed": False, "detail": "not computed: disabled with --no-dssp"}
         self.folding_model, reason = resolve_folding_model(settings.folding_model)
