@@ -8,6 +8,8 @@ Measures, for the MNIST preset (28x28, batch 64, ~1.2M parameters):
 * sampling seconds per step for 64 images: Euler flow, Euler jump, superposition
   (Euler) and one Heun step of the mixed sampler (two evaluations).
 
+``--device cuda --bf16`` times the same cases on a GPU under bfloat16 autocast.
+
 Cases are interleaved in rounds and reported as medians, so a change of machine
 load hits all of them alike. The load average is recorded: other processes on a
 2-core machine make multi-threaded ops many times slower, so rerun when it is high.
@@ -18,6 +20,7 @@ load hits all of them alike. The load average is recorded: other processes on a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,41 +41,56 @@ from multiflow_gm.training.images_trainer import build_network
 TARGETS = {"train_images_per_second": 110.0, "euler_seconds_per_step_64": 0.25, "jump_cost_ratio": 1.5}
 
 
-def _train_case(config, network, data, channels_last):
+def _autocast(device, bf16):
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _train_case(config, network, data, device, bf16=False, channels_last=False):
     torch.manual_seed(0)
-    net = build_network(config, network, data.image_shape)
+    net = build_network(config, network, data.image_shape).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     ema = EMA(net, 0.999)
-    g = torch.Generator().manual_seed(0)
-    sampler = BatchSampler(data.train, config.train.batch_size, g)
+    sampler = BatchSampler(data.train, config.train.batch_size, torch.Generator().manual_seed(0))
+    noise = torch.Generator(device=device).manual_seed(1)
     path = CondOTPath()
 
     def step():
-        x1 = sampler.next()
+        x1 = sampler.next().to(device)
         if channels_last:
             x1 = x1.contiguous(memory_format=torch.channels_last)
-        loss = training_losses(net, path, x1, g, config.train.t_max)["total"]
+        with _autocast(device, bf16):
+            loss = training_losses(net, path, x1, noise, config.train.t_max)["total"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         ema.update(net)
+        _sync(device)
     return net, step
 
 
-def _sample_case(net, model, batch):
+def _sample_case(net, model, batch, device, bf16=False):
     spec = MODELS[model]
     component = component_for(spec.kinds, 0.5)
-    g = torch.Generator().manual_seed(0)
-    x0 = torch.randn(batch, *net.image_shape, generator=g)
+    g = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.randn(batch, *net.image_shape, generator=g, device=device)
     grid = time_grid(2) * 0.5 if spec.method == "heun" else time_grid(1) * 0.5   # one step (Heun: 2 evals)
 
     @torch.no_grad()
     def step():
         fn = CountingGenerator(net, spec.kinds)
-        simulate(fn, {STATE: x0}, {STATE: component}, grid, method=spec.method, generator=g)
+        with _autocast(device, bf16):
+            simulate(fn, {STATE: x0}, {STATE: component}, grid, method=spec.method, generator=g)
+        _sync(device)
     return step
 
 
@@ -89,22 +107,26 @@ def main():
     parser.add_argument("--steps", type=int, default=3, help="timed calls per case and round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels-last", action="store_true", help="also time channels_last memory format")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (meant for GPUs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     config = preset("mnist")
     data = load_dataset(config.data)
     load_before = os.getloadavg()
 
     train_cases, nets = {}, {}
     for network in ("flow", "jump", "flow_jump"):
-        nets[network], train_cases[network] = _train_case(config, network, data, False)
+        nets[network], train_cases[network] = _train_case(config, network, data, device, args.bf16)
         if args.channels_last:
-            _, train_cases[f"{network}/channels_last"] = _train_case(config, network, data, True)
+            _, train_cases[f"{network}/channels_last"] = _train_case(config, network, data, device, args.bf16,
+                                                                     channels_last=True)
     sample_cases = {
-        "flow (Euler)": _sample_case(nets["flow"], "flow", 64),
-        "jump (Euler)": _sample_case(nets["jump"], "jump", 64),
-        "superposition (Euler)": _sample_case(nets["flow_jump"], "superposition", 64),
-        "mixed (one Heun step = 2 evaluations)": _sample_case(nets["flow_jump"], "mixed", 64),
+        "flow (Euler)": _sample_case(nets["flow"], "flow", 64, device, args.bf16),
+        "jump (Euler)": _sample_case(nets["jump"], "jump", 64, device, args.bf16),
+        "superposition (Euler)": _sample_case(nets["flow_jump"], "superposition", 64, device, args.bf16),
+        "mixed (one Heun step = 2 evaluations)": _sample_case(nets["flow_jump"], "mixed", 64, device, args.bf16),
     }
     for fn in [*train_cases.values(), *sample_cases.values()]:   # warm-up (allocator, kernels)
         fn()
@@ -120,6 +142,7 @@ def main():
     result = {
         "config": "mnist preset (28x28, batch 64)",
         "parameters": {n: sum(p.numel() for p in net.parameters()) for n, net in nets.items()},
+        "device": str(device), "bf16_autocast": args.bf16,
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],

@@ -70,10 +70,11 @@ def _augment(x: torch.Tensor, generator: torch.Generator, flip: bool) -> torch.T
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
     model.eval()
+    device = next(model.parameters()).device
     correct = 0
     for i in range(0, len(images), batch_size):
-        logits = model(to_unit_range(images[i: i + batch_size]))
-        correct += int((logits.argmax(-1) == labels[i: i + batch_size]).sum())
+        logits = model(to_unit_range(images[i: i + batch_size].to(device)))
+        correct += int((logits.argmax(-1).cpu() == labels[i: i + batch_size]).sum())
     return correct / max(1, len(images))
 
 
@@ -87,7 +88,8 @@ def classifier_fingerprint(data: ImageData, feature_dim: int, steps: int, batch_
 
 def train_or_load_classifier(data: ImageData, cache_path: Path, feature_dim: int = 64, steps: int = 1500,
                              batch_size: int = 128, horizontal_flip: bool = False, seed: int = 0,
-                             split: str = "", progress: Callable | None = None) -> TrainedClassifier:
+                             split: str = "", progress: Callable | None = None,
+                             device: str | torch.device = "cpu") -> TrainedClassifier:
     """Load the cached classifier at ``cache_path`` if its settings match, else train and cache it.
 
     ``split`` identifies the train/held-out split (e.g. its seed and fraction) so that a
@@ -100,24 +102,26 @@ def train_or_load_classifier(data: ImageData, cache_path: Path, feature_dim: int
         cached = load_torch_file(cache_path)
         if cached.get("fingerprint") == fingerprint:
             model.load_state_dict(cached["state_dict"])
-            model.eval()
+            model.to(device).eval()
             return TrainedClassifier(model, float(cached["test_accuracy"]), steps, True)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps, pct_start=0.15)
     model.train()
     iterator = range(steps)
     for _ in (progress(iterator) if progress else iterator):
         idx = torch.randint(len(data.train), (batch_size,), generator=generator)
-        x = _augment(to_unit_range(data.train[idx]), generator, horizontal_flip)
-        loss = F.cross_entropy(model(x), data.train_labels[idx])
+        x = _augment(to_unit_range(data.train[idx]), generator, horizontal_flip).to(device)
+        loss = F.cross_entropy(model(x), data.train_labels[idx].to(device))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
     model.eval()
     acc = accuracy(model, data.test, data.test_labels)
-    atomic_torch_save({"fingerprint": fingerprint, "state_dict": model.state_dict(), "test_accuracy": acc},
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save({"fingerprint": fingerprint, "state_dict": state, "test_accuracy": acc},
                       cache_path)
     return TrainedClassifier(model, acc, steps, False)

@@ -116,6 +116,15 @@ class ImageBenchConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+# 32x32 RGB (CIFAR-10, ImageNet32): a GPU-sized U-Net, attention at 8x8, 128 jump bins.
+_RGB32 = {
+    "model": {"base_channels": 64, "channel_mults": [1, 2, 2, 2], "num_res_blocks": 2,
+              "attention_resolutions": [8]},
+    "jump": {"bins": 128},
+    "eval": {"num_samples": 10000, "classifier_steps": 20000},
+}
+_RGB32_TRAIN = {"batch_size": 128, "lr": 2e-4, "ema_decay": 0.9999}
+
 # Values that differ from the dataclass defaults, per dataset.
 PRESETS: dict[str, dict] = {
     "mnist": {},
@@ -125,22 +134,10 @@ PRESETS: dict[str, dict] = {
         "train": {"steps": 2000},
         "eval": {"num_samples": 360, "classifier_steps": 800},
     },
-    "cifar10": {
-        "data": {"dataset": "cifar10", "horizontal_flip": True},
-        "model": {"base_channels": 64, "channel_mults": [1, 2, 2, 2], "num_res_blocks": 2,
-                  "attention_resolutions": [8]},
-        "jump": {"bins": 128},
-        "train": {"steps": 100000, "batch_size": 128, "lr": 2e-4, "ema_decay": 0.9999},
-        "eval": {"num_samples": 10000, "classifier_steps": 20000},
-    },
-    "imagenet32": {
-        "data": {"dataset": "imagenet32", "horizontal_flip": True},
-        "model": {"base_channels": 64, "channel_mults": [1, 2, 2, 2], "num_res_blocks": 2,
-                  "attention_resolutions": [8]},
-        "jump": {"bins": 128},
-        "train": {"steps": 200000, "batch_size": 128, "lr": 2e-4, "ema_decay": 0.9999},
-        "eval": {"num_samples": 10000, "classifier_steps": 20000},
-    },
+    "cifar10": {**_RGB32, "data": {"dataset": "cifar10", "horizontal_flip": True},
+                "train": {**_RGB32_TRAIN, "steps": 100000}},
+    "imagenet32": {**_RGB32, "data": {"dataset": "imagenet32", "horizontal_flip": True},
+                   "train": {**_RGB32_TRAIN, "steps": 200000}},
 }
 
 

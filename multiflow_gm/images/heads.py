@@ -75,8 +75,8 @@ class ImageGeneratorNet(nn.Module):
             jump = raw[:, self.flow_channels:].reshape(b, c, 1 + self.bins, h, w)
             scale = (1 - t).clamp_min(self.min_one_minus_t)[:, None, None, None]
             out.intensity = F.softplus(jump[:, :, 0]) / scale
-            # Normalise over the bin axis where it is contiguous, then view it as the last axis.
-            out.log_probs = torch.log_softmax(jump[:, :, 1:], dim=2).movedim(2, -1)
+            # Bins last and contiguous: the loss and the sampler's gather work along rows.
+            out.log_probs = torch.log_softmax(jump[:, :, 1:].movedim(2, -1).contiguous(), dim=-1)
         return out
 
     def extra_repr(self) -> str:

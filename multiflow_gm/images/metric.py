@@ -37,11 +37,12 @@ class ImageMetric:
         """``[N, C, H, W]`` in [-1, 1] (float) or uint8 -> ``[N, D]``."""
         fn = getattr(self.extractor, "features", self.extractor)
         self.extractor.eval()
+        device = next(self.extractor.parameters()).device
         out = []
         for i in range(0, len(images), self.batch_size):
-            chunk = images[i: i + self.batch_size]
+            chunk = images[i: i + self.batch_size].to(device)
             chunk = to_unit_range(chunk) if chunk.dtype == torch.uint8 else chunk.float()
-            out.append(fn(chunk).double())
+            out.append(fn(chunk).double().cpu())
         return torch.cat(out)
 
     def distance(self, images: torch.Tensor) -> float:
@@ -60,12 +61,13 @@ def split_tag(config: ImageBenchConfig) -> str:
 
 
 def build_metric(data: ImageData, config: ImageBenchConfig, cache_dir: Path,
-                 progress: Callable | None = None, log: Callable[[str], None] = print) -> ImageMetric:
+                 progress: Callable | None = None, log: Callable[[str], None] = print,
+                 device: str | torch.device = "cpu") -> ImageMetric:
     """Inception FID if ``config.eval.inception_weights`` is set (the file must exist), else the
     classifier Frechet distance (classifier trained once and cached in ``cache_dir``)."""
     ev = config.eval
     if ev.inception_weights:
-        model = load_fid_inception(ev.inception_weights)
+        model = load_fid_inception(ev.inception_weights).to(device)
         metric = ImageMetric("fid", "FID (Inception-v3, pytorch-fid weights)", model,
                              {"weights": str(ev.inception_weights), "feature_dim": FEATURE_DIM},
                              batch_size=min(ev.feature_batch_size, 100))
@@ -75,7 +77,7 @@ def build_metric(data: ImageData, config: ImageBenchConfig, cache_dir: Path,
         trained = train_or_load_classifier(
             data, cache_dir / f"classifier_{data.name}.pt", ev.classifier_feature_dim, ev.classifier_steps,
             ev.classifier_batch_size, config.data.horizontal_flip, seed=config.train.seed,
-            split=split_tag(config), progress=progress)
+            split=split_tag(config), progress=progress, device=device)
         acc = 100.0 * trained.test_accuracy
         label = (f"Frechet distance in {data.name}-classifier features (not FID; "
                  f"classifier held-out accuracy {acc:.1f}%)")

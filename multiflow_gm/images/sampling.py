@@ -129,13 +129,17 @@ class SampleResult:
 def sample_images(net: ImageGeneratorNet, spec: ModelSpec, num_images: int, nfe: int,
                   alpha=0.5, batch_size: int = 250, seed: int = 0,
                   progress: Callable | None = None) -> SampleResult:
-    """Draw ``num_images`` from N(0, I) to t = 1 with the model's sampler at an NFE budget."""
+    """Draw ``num_images`` from N(0, I) to t = 1 with the model's sampler at an NFE budget.
+
+    Runs on the network's device (its random stream is seeded there); returns images on it.
+    """
     import time as _time
 
     steps, expected = steps_for_nfe(nfe, spec.method)
     component = component_for(spec.kinds, alpha)
     grid = time_grid(steps)
-    generator = torch.Generator().manual_seed(seed)
+    device = net.edges.device
+    generator = torch.Generator(device=device).manual_seed(seed)
     was_training = net.training
     net.eval()
     start = _time.perf_counter()
@@ -144,7 +148,7 @@ def sample_images(net: ImageGeneratorNet, spec: ModelSpec, num_images: int, nfe:
         for first in range(0, num_images, batch_size):
             n = min(batch_size, num_images - first)
             fn = CountingGenerator(net, spec.kinds)
-            x0 = torch.randn(n, *net.image_shape, generator=generator)
+            x0 = torch.randn(n, *net.image_shape, generator=generator, device=device)
             result = simulate(fn, {STATE: x0}, {STATE: component}, grid, method=spec.method,
                               generator=generator, progress=progress)
             chunks.append(result.state[STATE].clamp(-1.0, 1.0))

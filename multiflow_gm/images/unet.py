@@ -14,7 +14,7 @@ Shapes: images ``[B, C, H, W]``, times ``[B]`` in [0, 1]; the output has
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -128,12 +128,6 @@ class _Level(nn.Module):
         self.attentions = nn.ModuleList(attentions)
 
 
-@dataclass
-class _Plan:
-    levels: list[int] = field(default_factory=list)       # channels per level
-    resolutions: list[int] = field(default_factory=list)  # spatial size per level
-
-
 class UNet(nn.Module):
     """Time-conditioned U-Net ``(x [B, C_in, H, W], t [B]) -> [B, out_channels, H, W]``."""
 
@@ -146,7 +140,6 @@ class UNet(nn.Module):
                              f"(channel_mults has {num_levels} levels)")
         ch = [config.base_channels * m for m in config.channel_mults]
         res = [image_size // 2 ** i for i in range(num_levels)]
-        self.plan = _Plan(ch, res)
         emb_dim = config.base_channels * config.time_embed_mult
         self.time_mlp = nn.Sequential(nn.Linear(config.base_channels, emb_dim), nn.SiLU(),
                                       nn.Linear(emb_dim, emb_dim))

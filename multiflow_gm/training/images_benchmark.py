@@ -57,7 +57,8 @@ def _previous_results(path: Path) -> dict:
 
 
 def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], out_dir: Path,
-                  log: Callable[[str], None] = print, progress: bool = True) -> dict:
+                  log: Callable[[str], None] = print, progress: bool = True,
+                  device: str | torch.device = "cpu") -> dict:
     """Train what is missing, evaluate every cell, write the outputs; returns the results dict."""
     if not models or not nfes:
         raise UserError("give at least one model and one NFE")
@@ -70,7 +71,8 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
 
     trainers, summaries = {}, {}
     for network in (n for n in NETWORK_ORDER if any(s.network == n for s in specs.values())):
-        trainer = ImageTrainer(config, network, data, out_dir / "checkpoints" / f"{network}.pt", log, progress)
+        trainer = ImageTrainer(config, network, data, out_dir / "checkpoints" / f"{network}.pt", log, progress,
+                               device)
         if trainer.step:
             log(f"{network}: loaded checkpoint at step {trainer.step}")
         summary = trainer.train_to(config.train.steps)
@@ -82,7 +84,7 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
         trainers[network], summaries[network] = trainer, summary
 
     tqdm_progress = _tqdm_factory() if progress else None
-    metric = build_metric(data, config, out_dir / "cache", progress=tqdm_progress, log=log)
+    metric = build_metric(data, config, out_dir / "cache", progress=tqdm_progress, log=log, device=device)
     num_samples = min(config.eval.num_samples, len(data.test))
     floor = floor_distance(metric, data, num_samples, seed=config.sampling.seed)
     key = _eval_key(config, metric.label, num_samples)
@@ -92,7 +94,7 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
         "metric": metric.describe(), "num_samples": num_samples, "floor": floor,
         "nfe": list(nfes), "alpha": list(config.sampling.alpha), "models": {},
         "networks": {n: s.to_dict() for n, s in summaries.items()},
-        "config": to_dict(config), "torch_threads": torch.get_num_threads(),
+        "config": to_dict(config), "torch_threads": torch.get_num_threads(), "device": str(device),
     }
     for name, spec in specs.items():
         old = previous.get("models", {}).get(name, {})
@@ -129,7 +131,7 @@ def _evaluate_cell(name, spec, trainer, metric, nfe, num_samples, alpha, config,
         f"{result.seconds:.0f} s)")
     if grid_path is not None:
         count = min(config.eval.grid_images, len(result.images))
-        save_sample_grid(result.images[:count], grid_path,
+        save_sample_grid(result.images[:count].cpu(), grid_path,
                          title=f"{name}, NFE {result.evaluations}, step {trainer.step}")
     return {"distance": distance, "nfe_used": result.evaluations, "steps": result.steps,
             "method": spec.method, "sampling_seconds": round(result.seconds, 2),

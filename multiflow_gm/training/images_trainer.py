@@ -58,17 +58,21 @@ class ImageTrainer:
     """Trains one network (``flow``, ``jump`` or ``flow_jump``) and keeps its EMA weights."""
 
     def __init__(self, config: ImageBenchConfig, network: str, data: ImageData, checkpoint: Path | None,
-                 log: Callable[[str], None] = print, progress: bool = True):
+                 log: Callable[[str], None] = print, progress: bool = True, device: str | torch.device = "cpu"):
         self.config, self.network_name, self.data = config, network, data
         self.checkpoint, self.log, self.progress = checkpoint, log, progress
+        self.device = torch.device(device)
         self.path = CondOTPath()
         seed = config.train.seed * 1000 + _SEED_OFFSETS[network]
         torch.manual_seed(seed)
-        self.net = build_network(config, network, data.image_shape)
+        self.net = build_network(config, network, data.image_shape).to(self.device)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.train.lr,
                                            weight_decay=config.train.weight_decay)
         self.ema = EMA(self.net, config.train.ema_decay)
+        # Batches are drawn on the CPU; times and noise on the network's device (one stream on a CPU).
         self.generator = torch.Generator().manual_seed(seed)
+        self.noise_generator = (self.generator if self.device.type == "cpu"
+                                else torch.Generator(device=self.device).manual_seed(seed + 1))
         self.step, self.seconds, self.loss_history = 0, 0.0, []
         self.fingerprint = {"network": network, **network_fingerprint(config)}
         if checkpoint is not None and checkpoint.is_file():
@@ -90,6 +94,8 @@ class ImageTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"])
         self.generator.set_state(state["generator"])
+        if self.noise_generator is not self.generator and "noise_generator" in state:
+            self.noise_generator.set_state(state["noise_generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.seconds = int(state["step"]), float(state["seconds"])
         self.loss_history = [list(map(float, row)) for row in state["loss_history"]]
@@ -97,12 +103,15 @@ class ImageTrainer:
     def save(self) -> None:
         if self.checkpoint is None:
             return
-        atomic_torch_save({
+        state = {
             "format": FORMAT, "fingerprint": self.fingerprint, "step": self.step, "seconds": self.seconds,
             "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
             "ema": self.ema.state_dict(), "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(), "loss_history": self.loss_history,
-        }, self.checkpoint)
+        }
+        if self.noise_generator is not self.generator:
+            state["noise_generator"] = self.noise_generator.get_state()
+        atomic_torch_save(state, self.checkpoint)
 
     def _lr(self, step: int) -> float:
         warmup = max(1, self.config.train.warmup_steps)
@@ -125,7 +134,8 @@ class ImageTrainer:
                 tic = time.perf_counter()
                 for group in self.optimizer.param_groups:
                     group["lr"] = self._lr(self.step)
-                losses = training_losses(self.net, self.path, sampler.next(), self.generator,
+                batch = sampler.next().to(self.device, non_blocking=True)
+                losses = training_losses(self.net, self.path, batch, self.noise_generator,
                                          cfg.t_max, self.config.jump.loss_weight)
                 if not torch.isfinite(losses["total"]):
                     raise RuntimeError(f"{self.network_name}: non-finite loss at step {self.step} "

@@ -8,6 +8,7 @@ PNG grid of samples per model.
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 NAME = "bench-images"
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for FID; without it a classifier-feature Frechet distance is used")
     parser.add_argument("--num-samples", type=int, default=None, help="generated images per cell")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -74,6 +76,24 @@ def _load_config(args):
     return from_dict(ImageBenchConfig, data)
 
 
+def _device(name: str):
+    import torch
+
+    from multiflow_gm.errors import UserError
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise UserError(f"--device {name!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    return device
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
     import torch
 
@@ -93,7 +113,13 @@ def run(args) -> int:
     save_config(config, args.out / "config.yaml")
     models = list(dict.fromkeys(args.models))
     nfes = sorted(set(args.nfe))
-    run_benchmark(config, models, nfes, args.out, log=lambda msg: print(msg, flush=True),
-                  progress=not args.no_progress)
+    device = _device(args.device)
+    # A terminated run saves its training state on the way out (the trainer saves in `finally`).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        run_benchmark(config, models, nfes, args.out, log=lambda msg: print(msg, flush=True),
+                      progress=not args.no_progress, device=device)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and samples_<model>.png")
     return 0
