@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from multiflow_gm.protein import residue_constants as rc
@@ -257,6 +258,13 @@ def backbone_from_torsions(phi_deg, psi_deg, omega_deg=180.0, dtype: torch.dtype
     return torch.stack([n, ca, c, o], dim=-2)
 
 
+def ca_radius_of_gyration(ca) -> float:
+    """Radius of gyration (Angstrom) of one chain's CA coordinates ``[L, 3]`` (numpy or torch)."""
+    ca = np.asarray(ca, dtype=np.float64)
+    centred = ca - ca.mean(axis=0)
+    return float(np.sqrt(np.mean(np.sum(centred ** 2, axis=-1))))
+
+
 def radius_of_gyration(ca: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Radius of gyration of CA atoms: ca [..., L, 3] Angstrom, mask [..., L] -> [...] Angstrom."""
     if mask is None:
@@ -266,21 +274,3 @@ def radius_of_gyration(ca: torch.Tensor, mask: torch.Tensor | None = None) -> to
     centre = (ca * weight).sum(-2) / count
     sq = (((ca - centre[..., None, :]) ** 2).sum(-1, keepdim=True) * weight).sum(-2) / count
     return torch.sqrt(sq.squeeze(-1) + 1e-12)
-
-
-def random_rotation(*shape: int, generator: torch.Generator | None = None,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Uniform random rotation matrices [*shape, 3, 3] (Haar measure, via unit quaternions)."""
-    q = torch.randn(*shape, 4, generator=generator, dtype=torch.float64)
-    q = q / q.norm(dim=-1, keepdim=True)
-    return quaternion_to_matrix(q).to(dtype)
-
-
-def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Unit quaternions (w, x, y, z) [..., 4] -> rotation matrices [..., 3, 3]."""
-    w, x, y, z = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(q.shape[:-1] + (3, 3))

@@ -33,8 +33,8 @@ class LossConfig:
     translation_weight: float = 1.0
     rotation_weight: float = 1.0
     aatype_weight: float = 1.0
-    aux_weight: float = 0.25
-    aux_t_threshold: float = 0.75
+    aux_weight: float = 1.0
+    aux_t_threshold: float = 0.25
     jump_weight: float = 0.1
     t_clip: float = 0.9
 

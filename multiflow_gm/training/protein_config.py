@@ -71,3 +71,5 @@ class TrainConfig:
     def __post_init__(self):
         if self.process.so3_jump != self.model.so3_jump_head:
             raise ValueError("process.so3_jump and model.so3_jump_head must agree")
+        # A network never trained with self-conditioning inputs must not be fed them when sampling.
+        self.sampling.self_condition = self.sampling.self_condition and self.self_condition

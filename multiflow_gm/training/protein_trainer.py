@@ -93,10 +93,10 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - start
+    final = _checkpoint_dir(out_dir) / "last.ckpt"
+    trainer.save_checkpoint(final)  # collective: every rank calls it, rank 0 writes
     if trainer.global_rank != 0:
         return {}
-    final = _checkpoint_dir(out_dir) / "last.ckpt"
-    trainer.save_checkpoint(final)
     export = export_weights(module.ema.shadow, to_dict(cfg), out_dir / "model_ema.safetensors",
                             extra={"global_step": trainer.global_step,
                                    "batches_consumed": module.counter.value})

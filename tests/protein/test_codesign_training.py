@@ -22,7 +22,7 @@ TINY = REPO / "configs" / "protein" / "tiny.yaml"
 
 
 def _tiny(overrides=()):
-    return load_config(TrainConfig, TINY, ["trainer.threads=2", *overrides])
+    return load_config(TrainConfig, TINY, ["trainer.threads=1", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,11 @@ def one_chain_cache(pdb_subset, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained_run(one_chain_cache, tmp_path_factory):
-    """The tiny model overfitted on one chain (a few hundred steps)."""
+    """The tiny model overfitted on one chain (2,000 steps, about 3 minutes on 2 cores)."""
     out = tmp_path_factory.mktemp("overfit")
-    cfg = _tiny(["trainer.max_steps=300", "trainer.checkpoint_every=100", "optim.lr=0.002",
-                 "optim.ema_decay=0.9", "process.task_mix.codesign=1.0", "process.task_mix.folding=0.0",
-                 "process.task_mix.inverse_folding=0.0"])
+    cfg = _tiny(["trainer.max_steps=2000", "trainer.checkpoint_every=1000", "optim.lr=0.003",
+                 "optim.ema_decay=0.95", "self_condition=false", "process.task_mix.codesign=1.0",
+                 "process.task_mix.folding=0.0", "process.task_mix.inverse_folding=0.0"])
     summary = train(cfg, one_chain_cache, out, enable_progress_bar=False)
     return out, summary
 
@@ -55,7 +55,7 @@ def trained_run(one_chain_cache, tmp_path_factory):
 def test_overfitting_one_chain_learns_its_geometry(trained_run):
     out, summary = trained_run
     totals = [v for _, v in read_metrics(out / "logs" / "metrics.csv")["train/total"]]
-    assert np.mean(totals[-5:]) < 0.5 * np.mean(totals[:5])
+    assert np.mean(totals[-20:]) < 0.5 * np.mean(totals[:20])
     assert summary["skipped_batches"] == 0 and (out / "loss_curve.png").is_file()
     samples = out / "samples"
     assert main(["sample", "--ckpt", str(out / "model_ema.safetensors"), "--lengths", "70", "--num", "2",
@@ -70,7 +70,7 @@ def test_overfitting_one_chain_learns_its_geometry(trained_run):
 def test_checkpoint_loads_weights_only_and_matches_export(trained_run):
     out, _ = trained_run
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 300 and "multiflow_gm" in ckpt
+    assert ckpt["global_step"] == 2000 and "multiflow_gm" in ckpt
     net_a, _, _, _ = load_codesign(out / "checkpoints" / "last.ckpt")
     net_b, _, _, _ = load_codesign(out / "model_ema.safetensors")
     for (name, a), (_, b) in zip(net_a.state_dict().items(), net_b.state_dict().items()):
@@ -139,3 +139,23 @@ def test_ddp_with_two_cpu_processes(small_real_cache, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 3
+
+
+@pytest.mark.slow
+def test_non_finite_batches_are_skipped_and_counted(small_real_cache, tmp_path, monkeypatch):
+    from multiflow_gm.training.protein_module import CoDesignModule
+
+    original = CoDesignModule.compute_losses
+
+    def poisoned(self, batch, generator):
+        losses, t, task = original(self, batch, generator)
+        if self.counter.value == 2:  # the second batch of the run
+            losses = dict(losses, total=losses["total"] * float("nan"))
+        return losses, t, task
+
+    monkeypatch.setattr(CoDesignModule, "compute_losses", poisoned)
+    summary = train(_tiny(["trainer.max_steps=3", "data.max_length=100"]), small_real_cache, tmp_path / "nan",
+                    enable_progress_bar=False)
+    assert summary["skipped_batches"] == 1 and summary["batches_consumed"] == 4 and summary["steps"] == 3
+    ckpt = torch.load(tmp_path / "nan" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())

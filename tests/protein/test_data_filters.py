@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from multiflow_gm.protein.geometry import ca_radius_of_gyration
 import pytest
 
 from multiflow_gm.errors import ConfigError, MissingResourceError
@@ -14,7 +16,6 @@ from multiflow_gm.protein.data.config import FilterConfig, PreprocessConfig, loa
 from multiflow_gm.protein.data.filters import (
     expected_radius_of_gyration,
     filter_chain,
-    radius_of_gyration_np,
 )
 from multiflow_gm.protein.geometry import backbone_from_torsions
 from multiflow_gm.protein.structure_io import RawChain
@@ -50,7 +51,7 @@ def test_compact_helical_protein_is_accepted_with_its_annotations(compact_backbo
     assert item.chain.name == "1abc_A" and item.segment == 0 and len(item.chain) == 92
     assert 0.8 < item.helix < 1.0 and item.coil < 0.2 and item.strand < 0.1
     assert item.helix + item.strand + item.coil == pytest.approx(1.0)
-    assert item.radius_of_gyration == pytest.approx(radius_of_gyration_np(compact_backbone[:, 1]), rel=1e-5)
+    assert item.radius_of_gyration == pytest.approx(ca_radius_of_gyration(compact_backbone[:, 1]), rel=1e-5)
     assert item.metadata()["sequence"] == "A" * 92
 
 
@@ -58,7 +59,7 @@ def test_long_single_helix_is_an_rg_outlier():
     atoms = helix(80)
     # An alpha helix rises 1.5 A per residue: Rg of a rod 80 * 1.5 A long around the 2.3 A helix radius.
     rod = 80 * 1.5 / np.sqrt(12)
-    assert radius_of_gyration_np(atoms[:, 1]) == pytest.approx(np.hypot(rod, 2.3), rel=0.05)
+    assert ca_radius_of_gyration(atoms[:, 1]) == pytest.approx(np.hypot(rod, 2.3), rel=0.05)
     _, problems = filter_chain(raw_chain(atoms), FilterConfig())
     assert reasons(problems) == ["rg_outlier"]
     accepted, _ = filter_chain(raw_chain(atoms), FilterConfig(max_rg_ratio=4.0))
@@ -131,7 +132,7 @@ def test_bad_geometry_unknown_residues_coil_and_rg(compact_backbone):
     assert reasons(problems) == ["too_much_coil"]
 
     strand = torsion_chain(-120.0, 130.0, 100)  # a single extended strand: far from compact
-    assert radius_of_gyration_np(strand[:, 1]) > 4 * expected_radius_of_gyration(100)
+    assert ca_radius_of_gyration(strand[:, 1]) > 4 * expected_radius_of_gyration(100)
     _, problems = filter_chain(raw_chain(strand), FilterConfig())
     assert reasons(problems) == ["rg_outlier"]
     accepted, _ = filter_chain(raw_chain(strand), FilterConfig(max_rg_ratio=100.0))

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from multiflow_gm.protein.evaluation.baselines import random_walk_ca_trace
-from multiflow_gm.protein.evaluation.compactness import compactness, fit_rg_vs_length, radius_of_gyration
+from multiflow_gm.protein.evaluation.compactness import compactness, fit_rg_vs_length
+from multiflow_gm.protein.geometry import ca_radius_of_gyration as radius_of_gyration
 from multiflow_gm.protein.evaluation.designability import kabsch_rmsd, self_consistency
 from multiflow_gm.protein.evaluation.diversity import diversity_summary, pairwise_tm_matrix
 from multiflow_gm.protein.evaluation.geometry_metrics import backbone_geometry, bond_angles_deg, ca_clash_pairs

@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from multiflow_gm.protein.data.cache import ChainCache
-from multiflow_gm.protein.geometry import frames_from_backbone, random_rotation
+from multiflow_gm.core.spaces import so3
+from multiflow_gm.protein.geometry import frames_from_backbone
 
 
 def _augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -68,7 +69,8 @@ class ProteinChainDataset(Dataset):
         if self.center:
             atoms_np = atoms_np - atoms_np[:, 1].mean(axis=0)
         if self.random_rotation:
-            rotation = random_rotation(generator=_augmentation_generator(self.seed, epoch, index), dtype=torch.float64)
+            rotation = so3.uniform((), dtype=torch.float64,
+                                   generator=_augmentation_generator(self.seed, epoch, index))
             atoms_np = atoms_np @ rotation.numpy().T
         atoms = torch.from_numpy(atoms_np.astype(np.float32))
         rotations, translations = frames_from_backbone(atoms[:, 0], atoms[:, 1], atoms[:, 2])

@@ -15,6 +15,7 @@ import numpy as np
 
 from multiflow_gm.protein import residue_constants as rc
 from multiflow_gm.protein.data.config import FilterConfig
+from multiflow_gm.protein.geometry import ca_radius_of_gyration
 from multiflow_gm.protein.structure_io import Problem, ProteinChain, RawChain
 
 # Ideal N-CA, CA-C, C=O bond lengths (Engh & Huber), Angstrom.
@@ -53,12 +54,6 @@ def chain_name(entry: str, chain_id: str, segment: int = 0) -> str:
 def expected_radius_of_gyration(length) -> np.ndarray:
     """Typical Rg of a compact globular chain of this length: 2.2 L^0.38 Angstrom (Skolnick et al.)."""
     return 2.2 * np.asarray(length, dtype=np.float64) ** 0.38
-
-
-def radius_of_gyration_np(ca: np.ndarray) -> float:
-    """Rg of CA coordinates [L, 3] (Angstrom)."""
-    centred = ca - ca.mean(axis=0)
-    return float(np.sqrt((centred**2).sum(axis=1).mean()))
 
 
 def secondary_structure(ca: np.ndarray, aatype: np.ndarray) -> np.ndarray:
@@ -170,7 +165,7 @@ def _check_segment(raw: RawChain, seg: np.ndarray, segment_id: int, config: Filt
     helix, strand, coil = (float((sse == x).mean()) for x in ("a", "b", "c"))
     if coil > config.max_coil_fraction:
         return problem("too_much_coil", f"coil {coil:.0%} > {config.max_coil_fraction:.0%}")
-    rg = radius_of_gyration_np(ca)
+    rg = ca_radius_of_gyration(ca)
     ratio = rg / float(expected_radius_of_gyration(length))
     if ratio > config.max_rg_ratio:
         return problem("rg_outlier", f"Rg {rg:.1f} A is {ratio:.1f}x the compact value for {length} residues")

@@ -12,12 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
-def radius_of_gyration(ca: np.ndarray) -> float:
-    """Radius of gyration (Angstrom) of CA coordinates ``[L, 3]`` about their centroid."""
-    ca = np.asarray(ca, dtype=np.float64)
-    centred = ca - ca.mean(axis=0)
-    return float(np.sqrt(np.mean(np.sum(centred**2, axis=-1))))
+from multiflow_gm.protein.geometry import ca_radius_of_gyration
 
 
 @dataclass(frozen=True)
@@ -77,7 +72,7 @@ def fit_rg_vs_length(lengths, rgs, coverage: float = 0.95) -> RgLengthFit:
 
 def compactness(ca: np.ndarray, fit: RgLengthFit | None) -> dict[str, float]:
     """Rg of one chain and, given a reference fit, its ratio to the fit and band membership."""
-    rg = radius_of_gyration(ca)
+    rg = ca_radius_of_gyration(ca)
     result = {"radius_of_gyration": rg}
     if fit is not None:
         length = len(ca)
