@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -106,4 +107,5 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
                "skipped_batches": module.skipped_batches, "seconds": seconds,
                "parameters": parameter_count(module.network), "checkpoint": str(final),
                "model": str(export), "loss_curve": str(plot) if plot else None, "last_metrics": metrics}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
