@@ -56,11 +56,11 @@ class TrunkBlock(nn.Module):
         self.edge = EdgeTransition(c_s, c_z, edge_hidden) if update_edges else None
 
     def forward(self, s, z, rotations, translations, mask, neighbours):
-        s = self.ipa_norm(s + self.ipa(s, z, rotations, translations, mask, neighbours))
+        s = self.ipa_norm(s + self.ipa(s, z, rotations, translations, mask, neighbours).to(s.dtype))
         if self.seq is not None:
             s = s + self.seq_out(self.seq(s, src_key_padding_mask=~mask))
         s = self.transition(s) * mask[..., None]
-        update = self.backbone_update(s) * mask[..., None]
+        update = self.backbone_update(s).to(translations.dtype) * mask[..., None]
         rotations, translations = fr.compose_update(rotations, translations, update)
         if self.edge is not None:
             z = self.edge(s, z, neighbours)

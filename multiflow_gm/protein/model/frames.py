@@ -23,7 +23,10 @@ def compose_update(rotations, translations, update: torch.Tensor):
     The quaternion is ``(1, b, c, d)`` normalised (AlphaFold 2's backbone update), so
     a zero update is the identity.
     """
-    quat = torch.cat([torch.ones_like(update[..., :1]), update[..., :3]], dim=-1)
-    delta_r = so3.quaternion_to_matrix(quat)
-    new_t = translations + torch.einsum("...ij,...j->...i", rotations, update[..., 3:])
-    return rotations @ delta_r, new_t
+    # Frames are composed in the frames' own precision, never in an autocast dtype.
+    with torch.autocast(device_type=rotations.device.type, enabled=False):
+        update = update.to(rotations.dtype)
+        quat = torch.cat([torch.ones_like(update[..., :1]), update[..., :3]], dim=-1)
+        delta_r = so3.quaternion_to_matrix(quat)
+        new_t = translations + torch.einsum("...ij,...j->...i", rotations, update[..., 3:])
+        return rotations @ delta_r, new_t

@@ -24,6 +24,10 @@ from multiflow_gm.protein.model.embeddings import gather_neighbours
 _NEG = -1e9
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 class InvariantPointAttention(nn.Module):
     def __init__(self, c_s: int, c_z: int, c_hidden: int, num_heads: int, num_qk_points: int,
                  num_v_points: int):
@@ -44,6 +48,12 @@ class InvariantPointAttention(nn.Module):
         return fr.apply(rotations, translations, local).reshape(b, l, self.h, count, 3)
 
     def forward(self, s, z, rotations, translations, mask, neighbours=None):
+        # Point coordinates need float32 precision (bf16 keeps ~3 digits): no autocast here.
+        with torch.autocast(device_type=s.device.type, enabled=False):
+            return self._attend(_at_least_float32(s), _at_least_float32(z), _at_least_float32(rotations),
+                                _at_least_float32(translations), mask, neighbours)
+
+    def _attend(self, s, z, rotations, translations, mask, neighbours):
         b, l, _ = s.shape
         h, c, pq, pv = self.h, self.c, self.pq, self.pv
         q = self.q(s).reshape(b, l, h, c)

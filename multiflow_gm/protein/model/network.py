@@ -88,6 +88,7 @@ class CoDesignNetwork(nn.Module):
         if self.cfg.pair_mode == "sparse":
             neighbours = select_neighbours(translations, mask, self.cfg.knn, self.cfg.sequence_window)
         z = self.edges(s, translations.to(dtype), sc_translations.to(dtype), residue_index, neighbours)
+        # Frames stay in float32 (or float64) whatever the autocast dtype of the trunk.
         rotations, translations = rotations.to(dtype), translations.to(dtype)
         for block in self.blocks:
             if self.cfg.checkpoint_blocks and self.training:
