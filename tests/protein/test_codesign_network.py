@@ -83,3 +83,13 @@ def test_paper_config_has_about_22m_parameters():
     cfg = load_config(TrainConfig, Path(__file__).resolve().parents[2] / "configs" / "protein" / "paper.yaml")
     count = sum(p.numel() for p in CoDesignNetwork(cfg.model).parameters())
     assert 20e6 < count < 24e6
+
+
+def test_frames_stay_float32_under_bf16_autocast():
+    net = CoDesignNetwork(ModelConfig(**TINY))
+    inputs = {k: (v.float() if v.is_floating_point() else v) for k, v in _inputs(b=1, l=10).items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(**inputs)
+    assert out["rotations"].dtype == torch.float32 and out["translations"].dtype == torch.float32
+    r = out["rotations"][0]
+    assert torch.allclose(r.transpose(-1, -2) @ r, torch.eye(3).expand_as(r), atol=1e-5)
