@@ -65,11 +65,16 @@ def main():
     parser.add_argument("--samples", type=Path, required=True, help="the model's samples (sample --out DIR)/samples")
     parser.add_argument("--report", type=Path, required=True, help="evaluate --out of those samples")
     parser.add_argument("--reference", type=Path, required=True, help="reference cache used for the report")
+    parser.add_argument("--checkpoint", type=Path, help="export this training checkpoint instead of the run's final "
+                                                        "model_ema.safetensors")
     args = parser.parse_args()
 
     from multiflow_gm.protein.evaluation.reference import ReferenceSet
 
     weights = args.run / "model_ema.safetensors"
+    if args.checkpoint is not None:
+        from multiflow_gm.training.checkpoints import export_from_checkpoint
+        weights = export_from_checkpoint(args.checkpoint, args.run / "model_ema_from_checkpoint.safetensors")
     if weights.stat().st_size > MAX_BYTES:
         raise SystemExit(f"{weights} is {weights.stat().st_size / 1e6:.1f} MB, over the 25 MB limit")
     ASSET.parent.mkdir(parents=True, exist_ok=True)

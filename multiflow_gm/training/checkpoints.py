@@ -50,6 +50,15 @@ def export_weights(shadow: dict[str, torch.Tensor], config: dict, path: str | Pa
     return path
 
 
+def export_from_checkpoint(ckpt_path: str | Path, out_path: str | Path) -> Path:
+    """Export the EMA weights and config of a training checkpoint to safetensors."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    state = ckpt["multiflow_gm"]
+    return export_weights(state["ema"]["shadow"], ckpt["hyper_parameters"]["config"], out_path,
+                          extra={"global_step": ckpt.get("global_step"),
+                                 "batches_consumed": state["batches_consumed"]})
+
+
 def load_codesign(path: str | Path, device="cpu"):
     """``(network, process, config, info)`` from an exported ``.safetensors`` or a training ``.ckpt``.
 
