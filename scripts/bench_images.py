@@ -94,6 +94,11 @@ def _sample_case(net, model, batch, device, bf16=False):
     return step
 
 
+def _steps(case: str, nfe: int) -> float:
+    """Timed units per sample: Euler steps, or Heun steps (each timed call is one Heun step)."""
+    return (nfe + 1) // 2 if case.startswith("mixed") else nfe
+
+
 def _timed(fn):
     start = time.perf_counter()
     fn()
@@ -152,6 +157,10 @@ def main():
         "jump_cost_ratio": {k: round(v / train_med["flow"], 3) for k, v in train_med.items() if k != "flow"},
         "sampling_seconds_per_step_64_images": {k: round(statistics.median(v), 4)
                                                 for k, v in sample_times.items()},
+        # Images per second for a whole sample at NFE 20 / 50 / 100 (Heun: NFE // 2 + 1 steps).
+        "sampling_images_per_second": {
+            k: {nfe: round(64 / (statistics.median(v) * _steps(k, nfe)), 2) for nfe in (20, 50, 100)}
+            for k, v in sample_times.items()},
         "targets": TARGETS, "rounds": args.rounds, "steps_per_round": args.steps,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

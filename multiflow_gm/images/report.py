@@ -64,7 +64,7 @@ def console_table(results: dict) -> str:
 
 def markdown_table(results: dict) -> str:
     header, rows = table_rows(results)
-    md = [f"# Image benchmark: {results['dataset']}", "",
+    md = [f"# Image benchmark: {results['dataset']}", "", f"Distance: **{results['metric']['label']}**", "",
           "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md += [""] + [f"- {n}" for n in _notes(results)]

@@ -122,3 +122,18 @@ def test_training_losses_sum_the_heads_and_backpropagate():
     torch.testing.assert_close(losses["total"], losses["flow"] + 2.0 * losses["jump"])
     losses["total"].backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters() if p.requires_grad)
+
+
+def test_per_level_bin_masses_equal_the_direct_computation():
+    from multiflow_gm.images.datasets import to_unit_range
+
+    path, edges = CondOTPath(), bin_edges(32)
+    g = torch.Generator().manual_seed(1)
+    x1 = to_unit_range(torch.randint(0, 256, (3, 2, 20, 20), generator=g, dtype=torch.uint8))
+    t = torch.tensor([0.1, 0.5, 0.97])
+    x_t = path.sample(torch.randn(x1.shape, generator=g), x1, t)
+    fast, direct = jump_targets(path, x_t, x1, t, edges), jump_targets(path, x_t, x1, t, edges, levels=None)
+    assert torch.equal(fast.probs, direct.probs) and torch.equal(fast.intensity, direct.intensity)
+    # Off-grid data takes the direct route.
+    off = jump_targets(path, x_t, x1 * 0.999, t, edges)
+    torch.testing.assert_close(off.probs, path.jump_kernel(x1 * 0.999, t).bin_masses(edges))
