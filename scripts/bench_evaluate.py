@@ -44,7 +44,7 @@ def reference_cache(args) -> Path:
 def write_samples(cache_dir: Path, directory: Path, count: int, length: int, seed: int) -> None:
     """``count`` windows of ``length`` residues from random reference chains, as PDB + FASTA."""
     from multiflow_gm.protein.data.cache import ChainCache
-    from multiflow_gm.protein.structure_io import write_backbone_pdb
+    from multiflow_gm.protein.pdb_writer import write_backbone_pdb
 
     cache = ChainCache(cache_dir)
     rng = np.random.default_rng(seed)

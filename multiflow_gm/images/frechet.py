@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from multiflow_gm.atomic_files import atomic_path
+
 
 @dataclass
 class FeatureStats:
@@ -26,10 +28,10 @@ class FeatureStats:
 
     def save(self, path: Path, **meta) -> None:
         """Atomic npz (no pickle); ``meta`` values must be strings or numbers."""
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, mean=self.mean, cov=self.cov, count=np.int64(self.count),
-                 **{f"meta_{k}": np.asarray(v) for k, v in meta.items()})
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:  # a file handle stops numpy appending a second .npz
+                np.savez(handle, mean=self.mean, cov=self.cov, count=np.int64(self.count),
+                         **{f"meta_{k}": np.asarray(v) for k, v in meta.items()})
 
     @staticmethod
     def load(path: Path) -> tuple["FeatureStats", dict]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from multiflow_gm.atomic_files import atomic_save_figure
+
 
 def _cell(cell: dict | None, nominal: int) -> str:
     if not cell:
@@ -102,10 +104,4 @@ def save_sample_grid(images: torch.Tensor, path: Path, title: str | None = None)
     ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return atomic_save_figure(fig, path, dpi=100)

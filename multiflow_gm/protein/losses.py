@@ -53,7 +53,7 @@ def codesign_losses(process: CoDesignProcess, noisy: dict, pred: dict, cfg: Loss
                     grid: torch.Tensor | None = None, generator=None) -> dict[str, torch.Tensor]:
     """Per-example losses ``{name: [B]}`` (un-weighted) and ``total`` (weighted, ``[B]``)."""
     mask = noisy["residue_mask"]
-    t_struct, t_seq = noisy["t_struct"], noisy["t_seq"]
+    t_struct = noisy["t_struct"]
     structure_on = (t_struct < 1).to(mask.dtype if mask.is_floating_point() else torch.float32)
     scale = 1.0 / (1.0 - t_struct.clamp(max=cfg.t_clip))                     # [B]
 

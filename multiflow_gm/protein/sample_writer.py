@@ -9,7 +9,6 @@ written atomically).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from multiflow_gm.atomic_files import atomic_write_text
 from multiflow_gm.protein import residue_constants as rc
 from multiflow_gm.protein.geometry import backbone_from_frames
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
-from multiflow_gm.protein.structure_io import write_backbone_pdb
+from multiflow_gm.protein.pdb_writer import write_backbone_pdb
 
 
 @dataclass
@@ -43,12 +43,6 @@ def _chunk_generator(seed: int, length: int, chunk: int, device) -> torch.Genera
 
 def sample_name(length: int, index: int) -> str:
     return f"len{length}_{index:03d}"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _describe(atoms: np.ndarray, sequence: str) -> dict:
@@ -88,7 +82,7 @@ def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress
                 sequence = rc.indices_to_sequence(out["aatype"][i].tolist())
                 write_backbone_pdb(pdb_dir / f"{name}.pdb", atoms[i].numpy(), sequence)
                 record = _describe(atoms[i].numpy(), sequence) | {"name": name, "seconds": seconds}
-                _atomic_write_text(records_path / f"{name}.json", json.dumps(record))
+                atomic_write_text(records_path / f"{name}.json", json.dumps(record))
                 log(f"{name}: {length} res, CA-CA {record['ca_ca_mean']:.2f}±{record['ca_ca_std']:.2f} A, "
                     f"{seconds:.1f} s, {sequence[:40]}{'...' if length > 40 else ''}")
                 drawn += 1
@@ -98,9 +92,9 @@ def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress
 def _finish(job: SampleJob, drawn: int, seconds: float) -> dict:
     records = [json.loads(p.read_text()) for p in sorted((job.out / "records").glob("*.json"))]
     fasta = "".join(f">{r['name']}\n{r['sequence']}\n" for r in records)
-    _atomic_write_text(job.out / "samples.fasta", fasta)
+    atomic_write_text(job.out / "samples.fasta", fasta)
     summary = {"mode": job.mode, "samples": len(records), "drawn_this_run": drawn, "seconds_this_run": seconds,
                "mean_ca_ca": float(np.mean([r["ca_ca_mean"] for r in records])) if records else None,
                "lengths": sorted({r["length"] for r in records})}
-    _atomic_write_text(job.out / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(job.out / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -9,7 +9,6 @@ that is what ``multiflow-gm sample`` and the shipped default model use.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from multiflow_gm.atomic_files import atomic_path, atomic_torch_save
 from multiflow_gm.config import from_dict, to_dict
 from multiflow_gm.errors import MissingResourceError, UserError
 
@@ -27,11 +27,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to a temporary name, then rename: a killed run never leaves half a checkpoint."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(checkpoint, path)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
@@ -44,9 +40,8 @@ def export_weights(shadow: dict[str, torch.Tensor], config: dict, path: str | Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in shadow.items()}
     metadata = {"format": FORMAT, "config": json.dumps(config), "extra": json.dumps(extra or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 

@@ -7,7 +7,6 @@ atoms (drawn once from Gaussian mixtures, a correlated categorical law, a few
 rotations), for which the marginal generator is exact (core.marginal).
 """
 
-import math
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """Datasets: the shipped MNIST and digits, the official CIFAR-10 / ImageNet32 formats, clear errors."""
 
-import io
 import pickle
 
 import numpy as np

@@ -16,7 +16,7 @@ from multiflow_gm.protein.data import cache as layout
 from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.config import PreprocessConfig, preprocess_config_from_dict
 from multiflow_gm.protein.data.preprocess import discover_inputs, run_preprocess
-from multiflow_gm.protein.structure_io import write_backbone_pdb
+from multiflow_gm.protein.pdb_writer import write_backbone_pdb
 
 SEQUENCE = ("MKTAYIAKQRQISFVKSHFSRQLEERLG" + "DPNG" + "LIEVQAPILSRVGDGTQDNLSGAEKAVQ" + "GSGD"
             + "VKVKALPDAQFEVVHSLAKWKRQTLGQH")

@@ -9,7 +9,7 @@ from multiflow_gm.protein.evaluation import runner
 from multiflow_gm.protein.evaluation.designability import resolve_folding_model
 from multiflow_gm.protein.evaluation.samples import EvaluationChain, load_sample_directory, read_fasta
 from multiflow_gm.protein.geometry import ideal_backbone_from_ca_trace
-from multiflow_gm.protein.structure_io import write_backbone_pdb
+from multiflow_gm.protein.pdb_writer import write_backbone_pdb
 
 
 def helix_atoms(length: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from multiflow_gm.protein.evaluation.geometry_metrics import backbone_geometry
 from multiflow_gm.protein.evaluation.novelty import NoveltySettings, novelty_search
 from multiflow_gm.protein.evaluation.reference import ReferenceSet
 from multiflow_gm.protein.evaluation.runner import EvaluationSettings, MetricServices, Timer, evaluate_chains
-from multiflow_gm.protein.structure_io import write_backbone_pdb
+from multiflow_gm.protein.pdb_writer import write_backbone_pdb
 
 SHARED_DATA = Path(os.environ.get("MULTIFLOW_GM_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 NUM_FILES = 30

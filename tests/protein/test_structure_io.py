@@ -11,12 +11,8 @@ import torch
 
 from multiflow_gm.protein import residue_constants as rc
 from multiflow_gm.protein.geometry import backbone_from_frames, backbone_from_torsions, frames_from_backbone
-from multiflow_gm.protein.structure_io import (
-    entry_id_from_path,
-    monotonic_residue_index,
-    read_chains,
-    write_backbone_pdb,
-)
+from multiflow_gm.protein.pdb_writer import write_backbone_pdb
+from multiflow_gm.protein.structure_io import entry_id_from_path, monotonic_residue_index, read_chains
 
 
 def helix_atoms(length: int, offset=(0.0, 0.0, 0.0)) -> np.ndarray:

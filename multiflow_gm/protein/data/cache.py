@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.errors import MissingResourceError
-from multiflow_gm.protein.structure_io import ProteinChain, atomic_write_bytes
+from multiflow_gm.atomic_files import atomic_write_bytes
+from multiflow_gm.protein.structure_io import ProteinChain
 
 CHAINS_DIR = "chains"
 RECORDS_DIR = "records"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.protein.data.filters import expected_radius_of_gyration
-from multiflow_gm.protein.structure_io import atomic_write_bytes
+from multiflow_gm.atomic_files import atomic_write_bytes
 
 
 def write_summary_plot(path: Path, metadata: list[dict], rejections: dict) -> Path:

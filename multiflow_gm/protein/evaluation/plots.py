@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from multiflow_gm.atomic_files import atomic_save_figure
+
 SS_COLOURS = {"H": "#d62728", "E": "#1f77b4", "C": "#b0b0b0"}
 SET_COLOURS = {"samples": "#2ca02c", "native": "#1f77b4", "random-walk": "#ff7f0e"}
 GALLERY_SIZE = 16
@@ -22,12 +24,7 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
-    _pyplot().close(fig)
-    return path
+    return atomic_save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def ss_composition_bars(set_summaries: dict[str, dict], reference_ss_mean: Sequence[float] | None,

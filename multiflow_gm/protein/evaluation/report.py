@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.protein.evaluation.aggregate import REPORT_TABLE
-from multiflow_gm.protein.structure_io import atomic_write_bytes
+from multiflow_gm.atomic_files import atomic_write_text
 
 SCHEMA_VERSION = 1
 STATUS_LABELS = {"mpnn": "ProteinMPNN (sequence-structure agreement)", "dssp": "DSSP",
@@ -28,11 +28,6 @@ PLOT_FILES = {
     "tm_heatmap": "plots/tm_heatmap.png",
     "gallery": "plots/gallery.png",
 }
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    atomic_write_bytes(path, text.encode())
-    return path
 
 
 def to_json_ready(value):
