@@ -13,6 +13,15 @@ SHARED_DATA = Path(os.environ.get("MULTIFLOW_GM_SHARED_DATA", REPO_ROOT.parent /
 PDB_SUBSET = SHARED_DATA / "pdb_subset"
 
 
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: fastest and steadiest for small tensors on a shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     torch.manual_seed(0)

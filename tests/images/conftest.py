@@ -1,11 +1,7 @@
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    # Small tensors and a shared 2-core machine: one intra-op thread is fastest and steady.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(single_thread):
+    # Every images test works on small tensors (see the single_thread fixture).
     yield
-    torch.set_num_threads(previous)
