@@ -74,6 +74,10 @@ def test_clashes_and_breaks_are_found_where_placed():
     ca[15] = ca[3] + np.array([0.5, 0.0, 0.0])  # residue 15 on top of residue 3
     pairs = {tuple(p) for p in ca_clash_pairs(ca)}
     assert (3, 15) in pairs
+    # Residue 15 sits 0.5 A from residue 3, so it clashes with 3's near neighbours too.
+    expected = np.unique([i for pair in pairs for i in pair]).size / 20
+    assert backbone_geometry(backbone(ca))["clash_residue_fraction"] == pytest.approx(expected)
+    assert backbone_geometry(backbone(helix_ca(20)))["clash_residue_fraction"] == 0.0
     stretched = helix_ca(20)
     stretched[10:] += np.array([0.0, 0.0, 5.0])  # one 3.8 A bond becomes > 4.2 A
     geometry = backbone_geometry(backbone(stretched))

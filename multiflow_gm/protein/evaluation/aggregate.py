@@ -25,6 +25,7 @@ REPORT_TABLE: tuple[tuple[str, str, str, str], ...] = (
     ("geometry", "ca_ca_outside_fraction", "CA-CA bonds outside 3.6-4.0 A", "{:.3f}"),
     ("geometry", "n_ca_c_angle_mean", "N-CA-C angle, mean (deg; ideal 111)", "{:.1f}"),
     ("geometry", "clashes_per_sample", "CA clashes (< 3.0 A) per sample", "{:.2f}"),
+    ("geometry", "clash_residue_fraction", "residues in a CA clash (fraction)", "{:.3f}"),
     ("geometry", "clash_free_fraction", "clash-free samples", "{:.3f}"),
     ("secondary_structure", "psea_helix", "helix fraction (P-SEA)", "{:.3f}"),
     ("secondary_structure", "psea_strand", "strand fraction (P-SEA)", "{:.3f}"),
@@ -99,6 +100,7 @@ def summarise_set(rows: Sequence[dict], tm_matrix: np.ndarray | None, sequences:
             "chain_breaks_per_sample": _mean(rows, "chain_breaks"),
             "n_ca_c_angle_mean": _mean(rows, "n_ca_c_angle_mean"),
             "clashes_per_sample": _mean(rows, "clashes"),
+            "clash_residue_fraction": _mean(rows, "clash_residue_fraction"),
             "clash_free_fraction": float(np.mean(clashes == 0)) if len(rows) else float("nan"),
         },
         "secondary_structure": {

@@ -48,8 +48,8 @@ def backbone_geometry(atoms: np.ndarray) -> dict[str, float]:
 
     Returns CA-CA statistics (Angstrom), the fraction of CA-CA bonds outside
     :data:`CA_CA_WINDOW`, the number of chain breaks, the N-CA-C angle (degrees)
-    and the number of clashing non-adjacent CA pairs. A chain of length 1 has no
-    bonds; its bond statistics are NaN.
+    the number of clashing non-adjacent CA pairs and the fraction of residues in at
+    least one such pair. A chain of length 1 has no bonds; its bond statistics are NaN.
     """
     atoms = np.asarray(atoms, dtype=np.float64)
     n, ca, c = atoms[:, 0], atoms[:, 1], atoms[:, 2]
@@ -57,6 +57,7 @@ def backbone_geometry(atoms: np.ndarray) -> dict[str, float]:
     angles = bond_angles_deg(n, ca, c)
     has_bonds = bonds.size > 0
     outside = (bonds < CA_CA_WINDOW[0]) | (bonds > CA_CA_WINDOW[1])
+    clashing = ca_clash_pairs(ca)
     return {
         "ca_ca_mean": float(bonds.mean()) if has_bonds else float("nan"),
         "ca_ca_std": float(bonds.std()) if has_bonds else float("nan"),
@@ -65,5 +66,6 @@ def backbone_geometry(atoms: np.ndarray) -> dict[str, float]:
         "chain_breaks": int((bonds > CHAIN_BREAK_DISTANCE).sum()),
         "n_ca_c_angle_mean": float(angles.mean()),
         "n_ca_c_angle_std": float(angles.std()),
-        "clashes": int(len(ca_clash_pairs(ca))),
+        "clashes": int(len(clashing)),
+        "clash_residue_fraction": float(np.unique(clashing).size / max(len(ca), 1)),
     }
