@@ -34,3 +34,14 @@ def test_round_trips_create_missing_directories(tmp_path):
     atomic_torch_save({"w": torch.ones(2)}, tmp_path / "c" / "w.pt")
     loaded = torch.load(tmp_path / "c" / "w.pt", weights_only=True)
     torch.testing.assert_close(loaded["w"], torch.ones(2))
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
