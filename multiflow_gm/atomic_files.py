@@ -2,8 +2,9 @@
 
 Each writer fills a temporary file in the destination's directory and renames it
 over the destination, so a run killed at any moment leaves either the old file or
-the new one, never half of one. The temporary name keeps the destination's
-suffix because some writers (numpy, matplotlib) choose the format from it.
+the new one, never half of one. Temporary names are hidden and end in ``.tmp``, so
+no reader that globs for ``*.json``, ``*.pdb`` or ``*.ckpt`` ever picks one up, and
+a cleanup can find leftovers of a killed run with ``.*.tmp``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.chmod(0o666 & ~_current_umask())  # mkstemp makes 0600; outputs should read like any new file
@@ -66,9 +67,10 @@ def atomic_torch_save(obj, path: str | Path) -> Path:
 
 
 def atomic_save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
-    """Save a matplotlib figure atomically and close it."""
+    """Save a matplotlib figure atomically and close it (format from the suffix of ``path``)."""
     import matplotlib.pyplot as plt
 
+    savefig_kwargs.setdefault("format", Path(path).suffix.lstrip(".") or "png")
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, **savefig_kwargs)

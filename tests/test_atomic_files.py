@@ -20,12 +20,27 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.json"]
 
 
-def test_temporary_keeps_the_suffix_so_writers_choose_the_right_format(tmp_path):
-    with atomic_path(tmp_path / "stats.npz") as tmp:
-        assert tmp.suffix == ".npz" and tmp.parent == tmp_path
+def test_temporaries_are_hidden_and_never_match_the_destination_glob(tmp_path):
+    with atomic_path(tmp_path / "record.json") as tmp:
+        assert tmp.name.startswith(".") and tmp.suffix == ".tmp" and tmp.parent == tmp_path
+        assert list(tmp_path.glob("*.json")) == []
         with open(tmp, "wb") as handle:
             np.savez(handle, x=np.arange(3))
-    assert np.load(tmp_path / "stats.npz")["x"].tolist() == [0, 1, 2]
+    assert np.load(tmp_path / "record.json")["x"].tolist() == [0, 1, 2]
+
+
+def test_figures_keep_their_format(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from multiflow_gm.atomic_files import atomic_save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    path = atomic_save_figure(fig, tmp_path / "curve.png", dpi=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_round_trips_create_missing_directories(tmp_path):
