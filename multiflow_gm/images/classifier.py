@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from multiflow_gm.images.datasets import ImageData, to_unit_range
-from multiflow_gm.images.files import atomic_torch_save, load_torch_file
+from multiflow_gm.atomic_files import atomic_torch_save
+from multiflow_gm.images.files import load_torch_file
 
 
 class SmallClassifier(nn.Module):

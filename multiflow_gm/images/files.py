@@ -1,4 +1,4 @@
-"""Atomic writes and safe reads of the benchmark's files (checkpoints, tables, pictures)."""
+"""Safe reads of the benchmark's torch files (checkpoints, cached classifier); writes use atomic_files."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from pathlib import Path
 
 import torch
 
-from multiflow_gm.atomic_files import atomic_torch_save, atomic_write_json, atomic_write_text
 from multiflow_gm.errors import UserError
-
-__all__ = ["atomic_torch_save", "atomic_write_json", "atomic_write_text", "load_torch_file"]
 
 
 def load_torch_file(path: Path) -> dict:

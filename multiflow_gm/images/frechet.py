@@ -29,7 +29,7 @@ class FeatureStats:
     def save(self, path: Path, **meta) -> None:
         """Atomic npz (no pickle); ``meta`` values must be strings or numbers."""
         with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:  # a file handle stops numpy appending a second .npz
+            with open(tmp, "wb") as handle:  # a handle: numpy would append .npz to the temporary name
                 np.savez(handle, mean=self.mean, cov=self.cov, count=np.int64(self.count),
                          **{f"meta_{k}": np.asarray(v) for k, v in meta.items()})
 

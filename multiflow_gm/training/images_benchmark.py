@@ -25,7 +25,7 @@ from multiflow_gm.config import to_dict
 from multiflow_gm.errors import UserError
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import load_dataset
-from multiflow_gm.images.files import atomic_write_json, atomic_write_text
+from multiflow_gm.atomic_files import atomic_write_json, atomic_write_text
 from multiflow_gm.images.metric import build_metric, floor_distance
 from multiflow_gm.images.report import console_table, markdown_table, save_sample_grid
 from multiflow_gm.images.sampling import linear_alpha, model_spec, sample_images

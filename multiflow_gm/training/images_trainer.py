@@ -22,7 +22,8 @@ from multiflow_gm.core import CondOTPath
 from multiflow_gm.errors import UserError
 from multiflow_gm.images.config import ImageBenchConfig, network_fingerprint
 from multiflow_gm.images.datasets import BatchSampler, ImageData
-from multiflow_gm.images.files import atomic_torch_save, load_torch_file
+from multiflow_gm.atomic_files import atomic_torch_save
+from multiflow_gm.images.files import load_torch_file
 from multiflow_gm.images.heads import NETWORK_KINDS, ImageGeneratorNet
 from multiflow_gm.images.objective import training_losses
 from multiflow_gm.training.ema import EMA
