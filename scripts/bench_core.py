@@ -21,6 +21,7 @@ import torch
 
 from multiflow_gm.core import (BinnedLanding, Component, CTMCStep, FlowStep, JumpParams, JumpStep,
                                simulate, time_grid)
+from multiflow_gm.runtime import tune_allocator
 
 
 def _median_seconds(fn, repeats):
@@ -106,6 +107,7 @@ def main():
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    tune_allocator()  # as the multiflow-gm command does
     torch.set_num_threads(args.threads)
     result = {
         "machine": {"cpu_count": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,

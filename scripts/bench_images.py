@@ -34,7 +34,8 @@ from multiflow_gm.core import CondOTPath, simulate, time_grid
 from multiflow_gm.images.config import preset
 from multiflow_gm.images.datasets import BatchSampler, load_dataset
 from multiflow_gm.images.objective import training_losses
-from multiflow_gm.images.sampling import MODELS, CountingGenerator, STATE, component_for
+from multiflow_gm.images.sampling import MODELS, STATE, CountingGenerator, component_for
+from multiflow_gm.runtime import tune_allocator
 from multiflow_gm.training.ema import EMA
 from multiflow_gm.training.images_trainer import build_network
 
@@ -115,6 +116,7 @@ def main():
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (meant for GPUs)")
     args = parser.parse_args()
+    tune_allocator()  # as the multiflow-gm command does
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     config = preset("mnist")

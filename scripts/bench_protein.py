@@ -91,6 +91,9 @@ def measure(task: dict) -> dict:
     """One measurement (runs inside a subprocess)."""
     import torch
 
+    from multiflow_gm.runtime import tune_allocator
+
+    tune_allocator()
     torch.set_num_threads(task["threads"])
     device = task["device"]
     net, process, cfg = _load_model(task["config"], task.get("overrides", []), device)

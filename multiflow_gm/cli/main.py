@@ -16,6 +16,7 @@ import sys
 from multiflow_gm import __version__
 from multiflow_gm.cli import commands as commands_pkg
 from multiflow_gm.errors import UserError
+from multiflow_gm.runtime import tune_allocator
 
 
 def _discover_commands():
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    tune_allocator()
     try:
         return int(args._run(args) or 0)
     except UserError as err:

@@ -93,3 +93,23 @@ def test_frames_stay_float32_under_bf16_autocast():
     assert out["rotations"].dtype == torch.float32 and out["translations"].dtype == torch.float32
     r = out["rotations"][0]
     assert torch.allclose(r.transpose(-1, -2) @ r, torch.eye(3).expand_as(r), atol=1e-5)
+
+
+def test_sparse_with_all_neighbours_has_dense_gradients():
+    torch.manual_seed(2)
+    dense = CoDesignNetwork(ModelConfig(**{**TINY, "knn": 64}, pair_mode="dense")).double()
+    sparse = CoDesignNetwork(ModelConfig(**{**TINY, "knn": 64}, pair_mode="sparse")).double()
+    sparse.load_state_dict(dense.state_dict())
+    inputs = _inputs(b=2, l=12)
+    for net in (dense, sparse):
+        out = net(**inputs)
+        mask = inputs["residue_mask"][..., None]
+        loss = ((out["translations"].square() * mask).sum() + (out["logits"] * mask).sum()
+                + (out["rotations"] * mask[..., None]).sum())
+        loss.backward()
+    assert dense.blocks[0].ipa.pair_bias.weight.grad.abs().max() > 1e-6  # the check below is not vacuous
+    for (name, p_dense), p_sparse in zip(dense.named_parameters(), sparse.parameters()):
+        if p_dense.grad is None:
+            assert p_sparse.grad is None, name
+            continue
+        assert torch.allclose(p_dense.grad, p_sparse.grad, atol=1e-9), name

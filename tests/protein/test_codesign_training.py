@@ -42,7 +42,10 @@ def one_chain_cache(pdb_subset, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained_run(one_chain_cache, tmp_path_factory):
-    """The tiny model overfitted on one chain (2,000 steps, about 3 minutes on 2 cores)."""
+    """The tiny model overfitted on one chain (2,000 steps, about 3 minutes on 2 cores).
+
+    Samples use 200 steps: with 60, CA-CA means of 3.66-3.75 A were measured on this model,
+    too close to the 0.1 A tolerance (200 steps gave 3.74-3.79 A)."""
     out = tmp_path_factory.mktemp("overfit")
     cfg = _tiny(["trainer.max_steps=2000", "trainer.checkpoint_every=1000", "optim.lr=0.003",
                  "optim.ema_decay=0.95", "self_condition=false", "process.task_mix.codesign=1.0",
@@ -59,7 +62,7 @@ def test_overfitting_one_chain_learns_its_geometry(trained_run):
     assert summary["skipped_batches"] == 0 and (out / "loss_curve.png").is_file()
     samples = out / "samples"
     assert main(["sample", "--ckpt", str(out / "model_ema.safetensors"), "--lengths", "70", "--num", "2",
-                 "--steps", "60", "--out", str(samples), "--no-progress", "--no-gallery"]) == 0
+                 "--steps", "200", "--out", str(samples), "--no-progress", "--no-gallery"]) == 0
     records = [json.loads(p.read_text()) for p in (samples / "records").glob("*.json")]
     assert len(records) == 2
     for record in records:

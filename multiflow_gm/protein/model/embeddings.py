@@ -29,11 +29,15 @@ def rbf(distances: torch.Tensor, num: int, max_distance: float) -> torch.Tensor:
 
 
 def gather_neighbours(values: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
-    """``values [B, L, ...]`` at ``neighbours [B, L, K]`` -> ``[B, L, K, ...]``."""
+    """``values [B, L, ...]`` at ``neighbours [B, L, K]`` -> ``[B, L, K, ...]``.
+
+    Whole rows are copied with one ``index_select`` on the flattened batch: far
+    faster than ``gather`` with an index expanded over the feature dimensions.
+    """
     b, l, k = neighbours.shape
-    flat = neighbours.reshape(b, l * k)
-    idx = flat.reshape(b, l * k, *([1] * (values.dim() - 2))).expand(b, l * k, *values.shape[2:])
-    return torch.gather(values, 1, idx).reshape(b, l, k, *values.shape[2:])
+    offsets = torch.arange(b, device=neighbours.device)[:, None, None] * values.shape[1]
+    rows = values.reshape(b * values.shape[1], -1).index_select(0, (neighbours + offsets).reshape(-1))
+    return rows.reshape(b, l, k, *values.shape[2:])
 
 
 def pairwise(values: torch.Tensor, neighbours: torch.Tensor | None):
@@ -103,5 +107,5 @@ class EdgeEmbedder(nn.Module):
         feats = torch.cat([rbf((ca_i - ca_j).norm(dim=-1), self.num_rbf, self.max_distance),
                            rbf((sc_i - sc_j).norm(dim=-1), self.num_rbf, self.max_distance)], -1)
         _, node_j = pairwise(self.node_j(s), neighbours)
-        z = self.relpos(rel) + self.distances(feats.to(s.dtype)) + self.node_i(s)[:, :, None] + node_j
+        z = self.distances(feats.to(s.dtype)).add_(self.relpos(rel)).add_(self.node_i(s)[:, :, None]).add_(node_j)
         return self.out(z)

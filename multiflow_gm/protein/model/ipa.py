@@ -2,9 +2,11 @@
 
 The point-distance term ``-(gamma_h / 2) sum_p ||T_i q_p - T_j k_p||^2`` is expanded as
 ``gamma_h q.k - gamma_h |k|^2 / 2`` (the ``|q|^2`` part is constant over j and
-cancels in the softmax), so scalar and point terms become one matrix product of
-augmented queries and keys plus a per-key bias. Attention weights are also
-needed for the pair output ``sum_j a_ij z_ij``, so they are formed explicitly.
+cancels in the softmax). The per-key bias (that norm term, and -1e9 for padding
+keys) enters through a column of ones in the queries, so scalar, point and bias
+terms are one matrix product of augmented queries and keys, accumulated onto the
+pair bias. Attention weights are also needed for the pair output
+``sum_j a_ij z_ij``, so they are formed explicitly.
 
 Shapes: s ``[B, L, c_s]``; z ``[B, L, K, c_z]`` (K = L dense); frames ``[B, L, 3, 3]``,
 ``[B, L, 3]`` (nm); mask ``[B, L]``; neighbours ``[B, L, K]`` or None.
@@ -19,9 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from multiflow_gm.protein.model import frames as fr
-from multiflow_gm.protein.model.embeddings import gather_neighbours
 
 _NEG = -1e9
+# Sparse attention forms query-row blocks of the dense q.k product of at most this many
+# entries: one matrix product plus a gather costs less than gathering K key vectors per
+# residue (measured at 1,000 residues), and the block bound keeps memory linear in L.
+_SPARSE_BLOCK_ENTRIES = 1 << 23
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -62,39 +67,46 @@ class InvariantPointAttention(nn.Module):
         kv_pts = self._points(self.kv_pts, s, rotations, translations, pq + pv)
         k_pts, v_pts = kv_pts.split([pq, pv], dim=3)
         gamma = F.softplus(self.head_weights) * math.sqrt(1.0 / (3 * (pq * 9.0 / 2)))
-        # Augmented queries/keys: [scalar / sqrt(3c) | gamma * points] . [k | points].
-        q_aug = torch.cat([q * math.sqrt(1.0 / (3 * c)), (gamma[:, None, None] * q_pts).flatten(-2)], -1)
-        k_aug = torch.cat([k, k_pts.flatten(-2)], -1)
-        k_bias = -0.5 * gamma * (k_pts ** 2).sum((-1, -2))                      # [B, L, H]
-        v_aug = torch.cat([v, v_pts.flatten(-2)], -1)                            # [B, L, H, c + 3 pv]
-        bias = self.pair_bias(z) * math.sqrt(1.0 / 3)                            # [B, L, K, H]
+        k_bias = -0.5 * gamma * (k_pts ** 2).sum((-1, -2)) + (~mask)[..., None] * _NEG   # [B, L, H]
+        # Augmented queries/keys, heads first: [scalar / sqrt(3c) | gamma * points | 1] . [k | points | bias].
+        q_aug = torch.cat([q * math.sqrt(1.0 / (3 * c)), (gamma[:, None, None] * q_pts).flatten(-2),
+                           torch.ones_like(q[..., :1])], -1).transpose(1, 2)               # [B, H, L, d]
+        k_aug = torch.cat([k, k_pts.flatten(-2), k_bias[..., None]], -1).transpose(1, 2)  # [B, H, L, d]
+        v_aug = torch.cat([v, v_pts.flatten(-2)], -1).transpose(1, 2)                     # [B, H, L, c + 3 pv]
+        bias = self._pair_bias_heads_first(z)                                             # [B, H, L, K]
         if neighbours is None:
-            o_aug, o_pair = self._dense(q_aug, k_aug, k_bias, v_aug, bias, z, mask)
+            logits = torch.matmul(q_aug, k_aug.transpose(-1, -2)).add_(bias)
+            attn = torch.softmax(logits, dim=-1)
+            o_aug = torch.matmul(attn, v_aug)
         else:
-            o_aug, o_pair = self._sparse(q_aug, k_aug, k_bias, v_aug, bias, z, mask, neighbours)
-        o, o_pts = o_aug.split([c, 3 * pv], dim=-1)
-        o_pts = o_pts.reshape(b, l, h * pv, 3)
-        o_pts = fr.invert_apply(rotations, translations, o_pts)                  # back to local frames
+            attn, o_aug = self._sparse(q_aug, k_aug, v_aug, bias, neighbours)
+        o_pair = torch.matmul(attn.transpose(1, 2), z)                                   # [B, L, H, c_z]
+        o, o_pts = o_aug.transpose(1, 2).split([c, 3 * pv], dim=-1)
+        o_pts = fr.invert_apply(rotations, translations, o_pts.reshape(b, l, h * pv, 3))  # back to local frames
         norms = torch.sqrt((o_pts ** 2).sum(-1) + 1e-8)
         feats = torch.cat([o.reshape(b, l, h * c), o_pts.reshape(b, l, -1), norms,
                            o_pair.reshape(b, l, h * self.c_z)], dim=-1)
         return self.out(feats) * mask[..., None]
 
-    def _dense(self, q_aug, k_aug, k_bias, v_aug, bias, z, mask):
-        logits = torch.einsum("bihd,bjhd->bhij", q_aug, k_aug)
-        logits = logits + bias.permute(0, 3, 1, 2) + k_bias.permute(0, 2, 1)[:, :, None, :]
-        pair_mask = mask[:, None, :, None] & mask[:, None, None, :]
-        attn = torch.softmax(logits.masked_fill(~pair_mask, _NEG), dim=-1)
-        o_aug = torch.einsum("bhij,bjhd->bihd", attn, v_aug)
-        o_pair = torch.einsum("bhij,bijc->bihc", attn, z)
-        return o_aug, o_pair
+    def _pair_bias_heads_first(self, z):
+        """``pair_bias(z) / sqrt(3)`` laid out ``[B, H, L, K]`` by the matrix product itself (no permute copy)."""
+        b, l, k, c_z = z.shape
+        weight = self.pair_bias.weight * math.sqrt(1.0 / 3)
+        bias = torch.matmul(weight, z.reshape(b, l * k, c_z).transpose(1, 2))           # [B, H, L K]
+        return bias.reshape(b, self.h, l, k) + (self.pair_bias.bias * math.sqrt(1.0 / 3))[:, None, None]
 
-    def _sparse(self, q_aug, k_aug, k_bias, v_aug, bias, z, mask, neighbours):
-        k_n = gather_neighbours(k_aug, neighbours)                               # [B, L, K, H, d]
-        logits = torch.einsum("bihd,bikhd->bikh", q_aug, k_n)
-        logits = logits + bias + gather_neighbours(k_bias, neighbours)
-        valid = mask[:, :, None] & gather_neighbours(mask, neighbours)
-        attn = torch.softmax(logits.masked_fill(~valid[..., None], _NEG), dim=2)
-        o_aug = torch.einsum("bikh,bikhd->bihd", attn, gather_neighbours(v_aug, neighbours))
-        o_pair = torch.einsum("bikh,bikc->bihc", attn, z)
-        return o_aug, o_pair
+    @staticmethod
+    def _sparse(q_aug, k_aug, v_aug, bias, neighbours):
+        """Attention restricted to ``neighbours``: weights ``[B, H, L, K]`` and outputs ``[B, H, L, dv]``."""
+        b, h, l, _ = q_aug.shape
+        index = neighbours[:, None].expand(b, h, l, neighbours.shape[-1])
+        rows = max(1, _SPARSE_BLOCK_ENTRIES // (b * h * l))
+        logits = torch.cat([torch.matmul(q_aug[:, :, i:i + rows], k_aug.transpose(-1, -2))
+                            .gather(-1, index[:, :, i:i + rows]) for i in range(0, l, rows)], dim=2)
+        attn = torch.softmax(logits + bias, dim=-1)
+        outputs = []
+        for i in range(0, l, rows):
+            block = attn[:, :, i:i + rows]
+            dense = torch.zeros(*block.shape[:-1], l, dtype=block.dtype, device=block.device)
+            outputs.append(torch.matmul(dense.scatter(-1, index[:, :, i:i + rows], block), v_aug))
+        return attn, torch.cat(outputs, dim=2)
