@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+import torch
 from torch import nn
 
 from multiflow_gm.protein.model import frames as fr
-from multiflow_gm.protein.model.embeddings import pairwise
+from multiflow_gm.protein.model.embeddings import pair_linear, pairwise
 from multiflow_gm.protein.model.ipa import InvariantPointAttention
 
 
@@ -41,9 +41,9 @@ class EdgeTransition(nn.Module):
     def forward(self, s, z, neighbours):
         _, node_j = pairwise(self.from_j(s), neighbours)
         node_i = self.from_i(s)[:, :, None] + self.from_edge.bias
-        h = F.linear(z, self.from_edge.weight).add_(node_i).add_(node_j).relu_()
-        h = self.mlp[1](h).relu_()
-        return self.norm(self.mlp[3](h).add_(z))
+        h = torch.matmul(z, self.from_edge.weight.t()).add_(node_i).add_(node_j).relu_()
+        h = pair_linear(h, self.mlp[1]).relu_()
+        return self.norm(pair_linear(h, self.mlp[3]).add_(z))
 
 
 class TrunkBlock(nn.Module):
