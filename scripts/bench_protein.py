@@ -134,7 +134,7 @@ def measure(task: dict) -> dict:
 
         median, all_s = _timed(run, task["repeats"], device)
         out.update(median_s=median, all_s=all_s, s_per_step=median / steps,
-                   samples_per_s=batch / median)
+                   s_per_protein_step=median / steps / batch, samples_per_s=batch / median)
     out["peak_gb"] = _peak_gb(device)
     out["parameters"] = sum(p.numel() for p in net.parameters())
     return out
@@ -178,9 +178,10 @@ def main():
             for kind in ("fwd", "fwd_bwd"):
                 results["runs"].append(_run_isolated({**base, "config": config, "length": length, "kind": kind}))
                 _print(results["runs"][-1])
-        results["runs"].append(_run_isolated({**base, "config": config, "length": 100, "kind": "sample",
-                                              "steps": 20}))
-        _print(results["runs"][-1])
+        for batch in (1, 8):  # 8 is the sample command's default --batch-size
+            results["runs"].append(_run_isolated({**base, "config": config, "length": 100, "kind": "sample",
+                                                  "steps": 20, "batch": batch}))
+            _print(results["runs"][-1])
         sparse = _run_isolated({**base, "config": config, "length": 1000, "kind": "sample",
                                 "steps": args.sparse_steps, "repeats": 1,
                                 "overrides": ["model.pair_mode=sparse", "model.knn=32"]})
@@ -205,7 +206,8 @@ def main():
 
 def _print(run):
     extra = f" {run['gflop_per_s']:.1f} GFLOP/s" if "gflop_per_s" in run else ""
-    per_step = f" ({run['s_per_step']:.3f} s/step)" if "s_per_step" in run else ""
+    per_step = (f" ({run['s_per_step']:.3f} s/step, batch {run.get('batch', 1)})" if "s_per_step" in run
+                else "")
     print(f"{run['config']:6s} L={run['length']:5d} {run['kind']:8s}{' bf16' if run.get('bf16') else ''}"
           f" median {run['median_s']:.3f} s{per_step}{extra}, peak {run['peak_gb']:.2f} GB", flush=True)
 
@@ -220,8 +222,10 @@ def _speedups(runs):
             out[f"{run['kind']}_{run['length']}"] = {"ours_s": run["median_s"], "multiflow_s": ref,
                                                      "speedup": ref / run["median_s"]}
         if run["kind"] == "sample" and run["length"] == 100:
-            out["sample_step_100"] = {"ours_s": run["s_per_step"], "multiflow_s": REFERENCE["sample_s_per_step_100"],
-                                      "speedup": REFERENCE["sample_s_per_step_100"] / run["s_per_step"]}
+            batch = run.get("batch", 1)
+            key = "sample_step_100" if batch == 1 else f"sample_protein_step_100_batch{batch}"
+            out[key] = {"ours_s": run["s_per_protein_step"], "multiflow_s": REFERENCE["sample_s_per_step_100"],
+                        "speedup": REFERENCE["sample_s_per_step_100"] / run["s_per_protein_step"]}
         if run["kind"] == "fwd_bwd" and run["length"] == 400:
             out["peak_gb_fwd_bwd_400"] = {"ours_gb": run["peak_gb"], "multiflow_gb": REFERENCE["peak_gb_fwd_bwd_400"]}
         if run["kind"] == "sample" and run["length"] == 1000:
