@@ -71,7 +71,7 @@ def _components(process: CoDesignProcess, cfg: SamplingConfig) -> dict[str, Comp
     }
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: int, length: int,
                  mode: str = "codesign", sequence: torch.Tensor | None = None,
                  backbone: tuple[torch.Tensor, torch.Tensor] | None = None,

@@ -89,11 +89,9 @@ class InvariantPointAttention(nn.Module):
         return self.out(feats) * mask[..., None]
 
     def _pair_bias_heads_first(self, z):
-        """``pair_bias(z) / sqrt(3)`` laid out ``[B, H, L, K]`` by the matrix product itself (no permute copy)."""
-        b, l, k, c_z = z.shape
-        weight = self.pair_bias.weight * math.sqrt(1.0 / 3)
-        bias = torch.matmul(weight, z.reshape(b, l * k, c_z).transpose(1, 2))           # [B, H, L K]
-        return bias.reshape(b, self.h, l, k) + (self.pair_bias.bias * math.sqrt(1.0 / 3))[:, None, None]
+        """``pair_bias(z) / sqrt(3)`` as a ``[B, H, L, K]`` view (it is only ever added to logits)."""
+        scale = math.sqrt(1.0 / 3)
+        return F.linear(z, self.pair_bias.weight * scale, self.pair_bias.bias * scale).permute(0, 3, 1, 2)
 
     @staticmethod
     def _sparse(q_aug, k_aug, v_aug, bias, neighbours):
