@@ -113,3 +113,17 @@ def test_sparse_with_all_neighbours_has_dense_gradients():
             assert p_sparse.grad is None, name
             continue
         assert torch.allclose(p_dense.grad, p_sparse.grad, atol=1e-9), name
+
+
+def test_edge_residual_keeps_float32_under_bf16_autocast():
+    from multiflow_gm.protein.model.blocks import EdgeTransition
+
+    torch.manual_seed(3)
+    edge = EdgeTransition(c_s=8, c_z=8, hidden=8)
+    torch.nn.init.zeros_(edge.mlp[3].weight)  # the update is then exactly the bias
+    s, z = torch.randn(1, 5, 8), torch.randn(1, 5, 5, 8) * 100 + 1000
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = edge(s, z, None)
+    # bf16 keeps ~3 digits: a residual rounded to bf16 would be off by several units at 1e3.
+    expected = torch.nn.functional.layer_norm(z + edge.mlp[3].bias, (8,), edge.norm.weight, edge.norm.bias)
+    assert out.dtype == torch.float32 and torch.allclose(out, expected, atol=1e-3)

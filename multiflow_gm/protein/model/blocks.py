@@ -43,7 +43,9 @@ class EdgeTransition(nn.Module):
         node_i = self.from_i(s)[:, :, None] + self.from_edge.bias
         h = torch.matmul(z, self.from_edge.weight.t()).add_(node_i).add_(node_j).relu_()
         h = pair_linear(h, self.mlp[1]).relu_()
-        return self.norm(pair_linear(h, self.mlp[3]).add_(z))
+        update = pair_linear(h, self.mlp[3])
+        # Under autocast the update is bf16: add out of place so the residual stream keeps z's precision.
+        return self.norm(update.add_(z) if update.dtype == z.dtype else z + update)
 
 
 class TrunkBlock(nn.Module):
