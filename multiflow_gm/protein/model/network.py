@@ -90,12 +90,13 @@ class CoDesignNetwork(nn.Module):
         z = self.edges(s, translations.to(dtype), sc_translations.to(dtype), residue_index, neighbours)
         # Frames stay in float32 (or float64) whatever the autocast dtype of the trunk.
         rotations, translations = rotations.to(dtype), translations.to(dtype)
+        padding = None if bool(mask.all()) else ~mask  # decided once, not in every block
         for block in self.blocks:
             if self.cfg.checkpoint_blocks and self.training:
                 s, z, rotations, translations = checkpoint(block, s, z, rotations, translations, mask,
-                                                           neighbours, use_reentrant=False)
+                                                           neighbours, padding, use_reentrant=False)
             else:
-                s, z, rotations, translations = block(s, z, rotations, translations, mask, neighbours)
+                s, z, rotations, translations = block(s, z, rotations, translations, mask, neighbours, padding)
         out = {"rotations": rotations, "translations": translations, "logits": self.aatype_head(s),
                "single": s}
         if self.cfg.so3_jump_head:
