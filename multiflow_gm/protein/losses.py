@@ -9,7 +9,10 @@ With clean-sample predictions the Bregman losses become:
 * residue types: the CTMC generalised KL of the masking path, i.e. cross-entropy
   on masked positions (up to the time weight kappa'/(1-kappa));
 * optional SO(3) jump head: the sampled generalised KL of the jump measures;
-* optional auxiliary backbone-atom and CA-distance losses late in time.
+* auxiliary losses late in time: backbone-atom MSE, CA-distance MSE (on pairs
+  closer than a cutoff in the data, or on all pairs), and a clash penalty on
+  non-local pairs (|i - j| >= 3) that the prediction puts closer than the data
+  allows; optionally with the same ``1/(1 - t)^2`` weight as the translations.
 
 ``1 - t`` is clipped at ``1 - t_clip`` in the time weights (a positive time
 reweighting keeps the minimiser). Structure losses are off for inverse-folding
@@ -19,6 +22,7 @@ examples (t_struct = 1) and the sequence loss has nothing to score at t_seq = 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -35,12 +39,19 @@ class LossConfig:
     aatype_weight: float = 1.0
     aux_weight: float = 1.0
     aux_t_threshold: float = 0.25
+    aux_pairs: Literal["near", "all"] = "near"   # CA-distance loss on pairs within aux_pair_cutoff, or all
+    aux_pair_cutoff: float = 1.0                 # nm
+    aux_time_weight: bool = False                # scale the aux terms by 1/(1 - min(t, t_clip))^2
+    clash_weight: float = 0.0
+    clash_distance: float = 0.38                 # nm; non-local CA pairs closer than this (or the data) cost
     jump_weight: float = 0.1
     t_clip: float = 0.9
 
     def __post_init__(self):
         if not 0.0 < self.t_clip < 1.0:
             raise ValueError(f"loss.t_clip must lie in (0, 1); got {self.t_clip}")
+        if self.clash_weight < 0 or self.clash_distance <= 0:
+            raise ValueError("loss.clash_weight must be >= 0 and loss.clash_distance > 0")
 
 
 def _per_example_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -74,11 +85,20 @@ def codesign_losses(process: CoDesignProcess, noisy: dict, pred: dict, cfg: Loss
     ce = masked_cross_entropy(pred["logits"][..., :MASK], noisy["aatype_1"].clamp(max=MASK - 1), seq_mask)
     aatype = _per_example_mean(ce, mask)
 
-    aux = _auxiliary(noisy, pred, mask, process.cfg.translation_scale) * structure_on
-    aux = aux * (t_struct > cfg.aux_t_threshold)
+    late = structure_on * (t_struct > cfg.aux_t_threshold)
+    if cfg.aux_time_weight:
+        late = late * scale ** 2
+    atom_err, dist_err = _auxiliary(noisy, pred, mask, process.cfg.translation_scale, cfg)
+    aux = (atom_err + dist_err) * late
     out = {"translation": trans, "rotation": rot, "aatype": aatype, "auxiliary": aux}
     total = (cfg.translation_weight * trans + cfg.rotation_weight * rot + cfg.aatype_weight * aatype
              + cfg.aux_weight * aux)
+    if cfg.clash_weight > 0:
+        # Clashes form early in the trajectory, so the penalty is not limited to late times.
+        clash_time = structure_on * (scale ** 2 if cfg.aux_time_weight else 1.0)
+        clash = clash_penalty(noisy["trans_1"], pred["translations"], mask, cfg.clash_distance) * clash_time
+        out["clash"] = clash
+        total = total + cfg.clash_weight * clash
     if "jump_intensity" in pred:
         jump = _jump_loss(rot_path, noisy, pred, grid, generator) * structure_on
         out["so3_jump"] = jump
@@ -87,17 +107,44 @@ def codesign_losses(process: CoDesignProcess, noisy: dict, pred: dict, cfg: Loss
     return out
 
 
-def _auxiliary(noisy, pred, mask, scale):
-    """Backbone-atom MSE plus CA-distance MSE on pairs closer than 1 nm (FrameFlow's aux loss), nm^2."""
+def _auxiliary(noisy, pred, mask, scale, cfg: LossConfig):
+    """Backbone-atom MSE and CA-distance MSE (FrameFlow's aux loss), each ``[B]`` in nm^2.
+
+    The distance term sees pairs closer than ``cfg.aux_pair_cutoff`` in the data, or
+    every pair: only then do two residues that are far apart in the data but
+    predicted close cost anything.
+    """
     to_angstrom = 1.0 / scale
     true_atoms = backbone_from_frames(noisy["rot_1"], noisy["trans_1"] * to_angstrom, mask)[..., :4, :] * scale
     pred_atoms = backbone_from_frames(pred["rotations"], pred["translations"] * to_angstrom, mask)[..., :4, :] * scale
     atom_err = _per_example_mean(((true_atoms - pred_atoms) ** 2).sum(-1).mean(-1), mask)
     d_true = torch.cdist(noisy["trans_1"], noisy["trans_1"])
     d_pred = torch.cdist(pred["translations"], pred["translations"])
-    pair = (mask[:, :, None] & mask[:, None, :] & (d_true < 1.0)).to(d_true.dtype)
+    pair = mask[:, :, None] & mask[:, None, :]
+    if cfg.aux_pairs == "near":
+        pair = pair & (d_true < cfg.aux_pair_cutoff)
+    pair = pair.to(d_true.dtype)
     dist_err = ((d_true - d_pred) ** 2 * pair).sum((-1, -2)) / pair.sum((-1, -2)).clamp_min(1)
-    return atom_err + dist_err
+    return atom_err, dist_err
+
+
+def clash_penalty(ca_true: torch.Tensor, ca_pred: torch.Tensor, mask: torch.Tensor,
+                  distance: float) -> torch.Tensor:
+    """Steric penalty ``[B]`` (nm^2 per residue) of predicted CA positions ``[B, L, 3]`` (nm).
+
+    For pairs with ``|i - j| >= 3`` the predicted distance costs
+    ``relu(min(distance, d_true) - d_pred)^2``: zero for the data itself (so the
+    minimiser is unchanged), quadratic once two residues come closer than both the
+    clash distance and their true distance. Summed over partners, averaged over residues.
+    """
+    d_true = torch.cdist(ca_true, ca_true)
+    d_pred = torch.cdist(ca_pred, ca_pred)
+    length = mask.shape[-1]
+    idx = torch.arange(length, device=mask.device)
+    nonlocal_pairs = (idx[:, None] - idx[None, :]).abs() >= 3
+    pair = (mask[:, :, None] & mask[:, None, :] & nonlocal_pairs).to(d_pred.dtype)
+    overlap = torch.relu(d_true.clamp(max=distance) - d_pred) ** 2 * pair
+    return _per_example_mean(overlap.sum(-1), mask)
 
 
 def nearest_grid_cell(relative: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from multiflow_gm.protein.losses import LossConfig
 from multiflow_gm.protein.model.network import ModelConfig
 from multiflow_gm.protein.process import ProcessConfig
 from multiflow_gm.protein.sampling import SamplingConfig
+from multiflow_gm.protein.validation import ValidationConfig
 
 
 @dataclass
@@ -36,6 +37,13 @@ class DataConfig:
     cluster_weighting: bool = False
     preload: bool = True
     num_workers: int = 0
+    use_split: bool = True                  # train on the cache's train split when it has splits.csv
+    designed_sequence_fraction: float = 0.0  # chance of a ProteinMPNN-designed sequence (`distill`)
+
+    def __post_init__(self):
+        if not 0.0 <= self.designed_sequence_fraction <= 1.0:
+            raise ValueError("data.designed_sequence_fraction must lie in [0, 1]; "
+                             f"got {self.designed_sequence_fraction}")
 
 
 @dataclass
@@ -66,7 +74,11 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     self_condition: bool = True
+    # Exported weights (.safetensors) to start from instead of a random initialisation;
+    # the architecture in `model` must match. Ignored when a run resumes.
+    init_from: Optional[str] = None
 
     def __post_init__(self):
         if self.process.so3_jump != self.model.so3_jump_head:

@@ -85,7 +85,9 @@ class CoDesignModule(L.LightningModule):
             optimizer.zero_grad(set_to_none=True)
             return self._skip("gradients")
         self._set_learning_rate(optimizer)
-        self.clip_gradients(optimizer, gradient_clip_val=self.cfg.optim.grad_clip, gradient_clip_algorithm="norm")
+        if self.cfg.optim.grad_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.cfg.optim.grad_clip,
+                                gradient_clip_algorithm="norm")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         self.ema.update(self.network)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from multiflow_gm.config import save_config, to_dict
 from multiflow_gm.errors import ConfigError, MissingResourceError
 from multiflow_gm.training.checkpoints import AtomicCheckpointIO, export_weights
+from multiflow_gm.training.ema import EMA
 from multiflow_gm.training.plots import plot_loss_curves
 from multiflow_gm.training.protein_config import TrainConfig
 from multiflow_gm.training.protein_module import CoDesignModule, parameter_count
@@ -34,11 +35,9 @@ class CoDesignData(L.LightningDataModule):
         from multiflow_gm.protein.data.dataset import ProteinChainDataset
 
         d = self.cfg.data
-        cache = ChainCache(self.cache_dir).filter_length(d.min_length, d.max_length)
-        if len(cache) == 0:
-            raise ConfigError(f"no chain in {self.cache_dir} has a length in "
-                              f"[{d.min_length}, {d.max_length}] (data.min_length / data.max_length)")
-        dataset = ProteinChainDataset(cache, seed=self.cfg.trainer.seed, preload=d.preload)
+        cache = training_chains(self.cfg, self.cache_dir)
+        dataset = ProteinChainDataset(cache, seed=self.cfg.trainer.seed, preload=d.preload,
+                                      **_designed_kwargs(d))
         epochs = LengthBatchSampler(
             dataset.lengths, squared_residue_budget=d.squared_residue_budget, max_batch_size=d.max_batch_size,
             mode=d.batching, cluster_ids=dataset.cluster_ids, cluster_weighting=d.cluster_weighting,
@@ -50,6 +49,56 @@ class CoDesignData(L.LightningDataModule):
                           num_workers=d.num_workers, persistent_workers=d.num_workers > 0)
 
 
+def _designed_kwargs(d) -> dict:
+    return {"designed_sequence_fraction": d.designed_sequence_fraction} if d.designed_sequence_fraction > 0 else {}
+
+
+def training_chains(cfg: TrainConfig, cache_dir: Path, split: str = "train"):
+    """Chains of ``split`` in the training length window (the whole cache without splits.csv)."""
+    from multiflow_gm.protein.data.cache import ChainCache
+    from multiflow_gm.protein.data.splits import split_of
+
+    d = cfg.data
+    cache = ChainCache(cache_dir)
+    if d.use_split:
+        cache = split_of(cache, split, required=split != "train")
+    cache = cache.filter_length(d.min_length, d.max_length)
+    if len(cache) == 0:
+        raise ConfigError(f"no {split} chain in {cache_dir} has a length in "
+                          f"[{d.min_length}, {d.max_length}] (data.min_length / data.max_length)")
+    return cache
+
+
+def _validation_callback(cfg: TrainConfig, cache_dir: Path, out_dir: Path):
+    """The validation callback, or None when validation is off or the cache has no split."""
+    from multiflow_gm.protein.data.splits import read_splits
+    from multiflow_gm.protein.validation import ValidationSet
+    from multiflow_gm.training.validation_callback import ValidationCallback
+
+    if cfg.validation.every_steps <= 0:
+        return None
+    if not cfg.data.use_split or read_splits(cache_dir) is None:
+        print(f"validation off: {cache_dir} has no splits.csv (make one with `multiflow-gm split`)")
+        return None
+    chains = training_chains(cfg, cache_dir, "val")
+    print(f"validation: {len(chains)} chains of the val split, every {cfg.validation.every_steps} steps")
+    return ValidationCallback(ValidationSet.from_cache(chains, cfg.validation), out_dir)
+
+
+def _initialise_from(module: CoDesignModule, path: str) -> None:
+    """Load exported weights into the network and restart the EMA from them."""
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise ConfigError(f"init_from: no such file {path}")
+    weights = load_file(path)
+    missing, unexpected = module.network.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ConfigError(f"init_from {path}: weights do not match model (missing {missing[:3]}, "
+                          f"unexpected {unexpected[:3]})")
+    module.ema = EMA(module.network, module.cfg.optim.ema_decay, warmup=False)
+
+
 def _checkpoint_dir(out_dir: Path) -> Path:
     return out_dir / "checkpoints"
 
@@ -57,6 +106,18 @@ def _checkpoint_dir(out_dir: Path) -> Path:
 def latest_checkpoint(out_dir: Path) -> Path | None:
     last = _checkpoint_dir(out_dir) / "last.ckpt"
     return last if last.is_file() else None
+
+
+def _final_validation(callback, module, step: int, out_dir: Path) -> list[dict]:
+    """Validate the final weights unless the last validation was at this step; all rows."""
+    from multiflow_gm.training.validation_callback import VALIDATION_FILE, read_validation
+
+    if callback is None:
+        return []
+    rows = read_validation(out_dir / VALIDATION_FILE)
+    if not rows or rows[-1]["step"] < step:
+        callback.run(module, step, rows)
+    return read_validation(out_dir / VALIDATION_FILE)
 
 
 def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: bool = False,
@@ -77,7 +138,12 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
         torch.set_num_threads(cfg.trainer.threads)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = CoDesignModule(to_dict(cfg))
+    if cfg.init_from and ckpt_path is None:
+        _initialise_from(module, cfg.init_from)
     data = CoDesignData(cfg, cache_dir, module)
+    validation = _validation_callback(cfg, cache_dir, out_dir)
+    if validation is not None:
+        extra_callbacks = (*extra_callbacks, validation)
     checkpoint = ModelCheckpoint(dirpath=_checkpoint_dir(out_dir), filename="step{step:07d}",
                                  every_n_train_steps=cfg.trainer.checkpoint_every, save_last=True,
                                  save_top_k=1, auto_insert_metric_name=False)
@@ -98,6 +164,7 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
     trainer.save_checkpoint(final)  # collective: every rank calls it, rank 0 writes
     if trainer.global_rank != 0:
         return {}
+    validation_rows = _final_validation(validation, module, trainer.global_step, out_dir)
     export = export_weights(module.ema.shadow, to_dict(cfg), out_dir / "model_ema.safetensors",
                             extra={"global_step": trainer.global_step,
                                    "batches_consumed": module.counter.value})
@@ -106,6 +173,8 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
     summary = {"steps": trainer.global_step, "batches_consumed": module.counter.value,
                "skipped_batches": module.skipped_batches, "seconds": seconds,
                "parameters": parameter_count(module.network), "checkpoint": str(final),
-               "model": str(export), "loss_curve": str(plot) if plot else None, "last_metrics": metrics}
+               "model": str(export), "loss_curve": str(plot) if plot else None, "last_metrics": metrics,
+               "validation": validation_rows,
+               "validation_seconds": validation.seconds if validation is not None else 0.0}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
