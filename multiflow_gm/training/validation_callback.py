@@ -76,6 +76,13 @@ class ValidationCallback(L.Callback):
         self.data, self.out_dir = data, Path(out_dir)
         self.seconds = 0.0
 
+    def on_train_start(self, trainer, pl_module):
+        # A run that starts from exported weights is measured before its first step.
+        if (pl_module.cfg.init_from and trainer.global_step == 0 and trainer.global_rank == 0
+                and pl_module.cfg.validation.every_steps > 0
+                and not read_validation(self.out_dir / VALIDATION_FILE)):
+            self.run(pl_module, 0, [])
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         every = pl_module.cfg.validation.every_steps
         step = trainer.global_step
