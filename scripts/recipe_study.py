@@ -2,12 +2,14 @@
 its validation outcomes.
 
     python scripts/recipe_study.py run ARM [ARM ...] --data cache/all   # train (resumes a killed arm)
+    python scripts/recipe_study.py evaluate [ARM ...] --samples 8       # same outcome check for all
     python scripts/recipe_study.py table                                # results/recipe_study/
 
 Every arm is the study's base config plus its overrides, with the same data, seed,
 validation chains and step budget; each trains with the thread count of the study
-file. The table takes each arm's last validation row (the EMA weights at the
-budget) and, for reference, the validation of the starting weights (step 0).
+file. ``evaluate`` measures each arm's final EMA export (and the starting weights) with one
+validation code path, seed and sample count, so every row of the table is comparable;
+the table uses those measurements where present and the arm's last validation row otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from multiflow_gm.atomic_files import atomic_write_bytes  # noqa: E402
 from multiflow_gm.training.validation_callback import read_validation  # noqa: E402
 
 STUDY = ROOT / "configs" / "protein" / "recipe_study.yaml"
-COLUMNS = (("pred_clash_t0.5", "clash@0.5", "{:.3f}"), ("pred_clash_t0.8", "clash@0.8", "{:.3f}"),
+COLUMNS = (("pred_clash_t0.25", "clash@0.25", "{:.3f}"), ("pred_clash_t0.5", "clash@0.5", "{:.3f}"), ("pred_clash_t0.8", "clash@0.8", "{:.3f}"),
            ("pred_clash_t0.95", "clash@0.95", "{:.3f}"), ("ca_rmse_A_t0.8", "CA RMSE@0.8 (A)", "{:.2f}"),
            ("aatype_t0.5", "seq CE@0.5", "{:.3f}"), ("codesign_clash", "co-design clash", "{:.3f}"),
            ("codesign_ca_ca_outside", "CA-CA out", "{:.3f}"), ("codesign_dssp_strand", "DSSP E", "{:.3f}"),
@@ -64,19 +66,62 @@ def run_arms(study: dict, names: list[str], data: str) -> None:
         subprocess.run(command, check=True, cwd=ROOT)
 
 
+EVAL_FILE = "final_eval.json"
+
+
+def evaluate_model(model: Path, data: str, samples: int, out: Path) -> dict:
+    """Validation metrics of an exported model with the study's validation settings."""
+    import dataclasses
+
+    import torch
+
+    from multiflow_gm.config import load_config
+    from multiflow_gm.protein.validation import ValidationSet, validate
+    from multiflow_gm.training.checkpoints import load_codesign
+    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein_trainer import training_chains
+
+    torch.set_num_threads(1)
+    study = load_study()
+    cfg = load_config(TrainConfig, ROOT / study["base_config"], [])
+    vcfg = dataclasses.replace(cfg.validation, codesign_samples=samples)
+    network, process, model_cfg, _ = load_codesign(model)
+    data_set = ValidationSet.from_cache(training_chains(cfg, Path(data), "val"), vcfg)
+    metrics = validate(network, process, data_set, vcfg, cfg.loss, model_cfg.sampling)
+    metrics["codesign_samples"] = samples
+    atomic_write_bytes(out, (json.dumps(metrics, indent=1) + "\n").encode())
+    return metrics
+
+
+def evaluate_arms(study: dict, names: list[str], data: str, samples: int) -> None:
+    runs = ROOT / study["runs_dir"]
+    targets = [("start", ROOT / study["common_start"].split()[0], runs / f"start_{EVAL_FILE}")]
+    targets += [(n, runs / n / "model_ema.safetensors", runs / n / EVAL_FILE) for n in names or study["arms"]]
+    for name, model, out in targets:
+        if out.is_file() or not model.is_file():
+            continue
+        metrics = evaluate_model(model, data, samples, out)
+        print(name, json.dumps({k: round(v, 3) for k, v in metrics.items()}), flush=True)
+
+
 def collect(study: dict) -> list[dict]:
     rows = []
+    runs = ROOT / study["runs_dir"]
+    start_eval = runs / f"start_{EVAL_FILE}"
     for name, arm in study["arms"].items():
-        run_dir = ROOT / study["runs_dir"] / name
+        run_dir = runs / name
         validation = read_validation(run_dir / "validation.csv")
         summary_path = run_dir / "summary.json"
-        if not validation:
+        if not validation or not summary_path.is_file():
             continue
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        summary = json.loads(summary_path.read_text())
+        final = run_dir / EVAL_FILE
         rows.append({"arm": name, "description": arm.get("description", ""),
                      "overrides": arm.get("overrides", []), "steps": summary.get("steps"),
                      "train_minutes": round(summary.get("seconds", float("nan")) / 60, 1),
-                     "start": validation[0], "final": validation[-1]})
+                     "start": json.loads(start_eval.read_text()) if start_eval.is_file() else validation[0],
+                     "final": json.loads(final.read_text()) if final.is_file() else validation[-1],
+                     "curve": validation})
     return rows
 
 
@@ -133,11 +178,18 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="train arms (resuming any that were interrupted)")
     run.add_argument("arms", nargs="+")
     run.add_argument("--data", default="cache/all")
+    evaluate = sub.add_parser("evaluate", help="measure every arm's final export the same way")
+    evaluate.add_argument("arms", nargs="*")
+    evaluate.add_argument("--data", default="cache/all")
+    evaluate.add_argument("--samples", type=int, default=8, help="co-designs per model")
     sub.add_parser("table", help="write results/recipe_study/{table.md,table.json,arms.png}")
     args = parser.parse_args(argv)
     study = load_study()
     if args.action == "run":
         run_arms(study, args.arms, args.data)
+        return 0
+    if args.action == "evaluate":
+        evaluate_arms(study, args.arms, args.data, args.samples)
         return 0
     rows = collect(study)
     out = ROOT / "results" / "recipe_study"

@@ -38,6 +38,8 @@ class DataConfig:
     preload: bool = True
     num_workers: int = 0
     use_split: bool = True                  # train on the cache's train split when it has splits.csv
+    # Keep only chains whose source file path contains one of these strings (e.g. [pdb_subset]).
+    sources: Optional[list[str]] = None
     designed_sequence_fraction: float = 0.0  # chance of a ProteinMPNN-designed sequence (`distill`)
 
     def __post_init__(self):

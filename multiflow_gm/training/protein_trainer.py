@@ -63,6 +63,8 @@ def training_chains(cfg: TrainConfig, cache_dir: Path, split: str = "train"):
     if d.use_split:
         cache = split_of(cache, split, required=split != "train")
     cache = cache.filter_length(d.min_length, d.max_length)
+    if d.sources and split == "train":  # validation stays the same set whatever the training sources
+        cache = cache.subset([i for i, r in enumerate(cache.records) if any(s in r.source for s in d.sources)])
     if len(cache) == 0:
         raise ConfigError(f"no {split} chain in {cache_dir} has a length in "
                           f"[{d.min_length}, {d.max_length}] (data.min_length / data.max_length)")
