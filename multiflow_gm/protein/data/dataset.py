@@ -6,6 +6,11 @@ The epoch comes from :meth:`ProteinChainDataset.set_epoch` or, more robustly wit
 persistent loader workers, with the index itself: ``dataset[(index, epoch)]``
 (what :class:`~multiflow_gm.protein.data.batching.LengthBatchSampler` yields with
 ``with_epoch=True``).
+
+With ``designed_sequence_fraction > 0`` an example's native sequence is replaced, with
+that probability, by one of the chain's ProteinMPNN designs (``multiflow-gm distill``,
+stored in ``<cache>/designed/``). That draw uses its own random stream of
+(seed, epoch, index), so the rotations are the same whatever the fraction.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from multiflow_gm.protein.data.cache import ChainCache
+from multiflow_gm.protein.data.distill import designed_path, load_designs
 from multiflow_gm.core.spaces import so3
 from multiflow_gm.protein.geometry import frames_from_backbone
 
@@ -24,6 +30,12 @@ from multiflow_gm.protein.geometry import frames_from_backbone
 def _augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def _sequence_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The designed-sequence draw of an example: a stream of (seed, epoch, index) apart from
+    the rotation's (another spawn key of the same seed sequence)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, index], spawn_key=(1,)))
 
 
 class ProteinChainDataset(Dataset):
@@ -36,16 +48,34 @@ class ProteinChainDataset(Dataset):
     (20 = unknown), ``residue_mask`` bool [L] (all True), ``residue_index`` int64 [L]
     (author numbering shifted to start at 0), ``length`` int64 scalar, ``index`` int64
     scalar (position in the cache), and ``name`` (str).
+
+    ``designed_sequence_fraction`` in [0, 1]: probability that ``aatype`` is one of the
+    chain's K designed sequences (uniformly chosen) instead of the native one; chains
+    without designs keep the native sequence. ``chains_with_designs`` /
+    ``chains_without_designs`` count the chains with and without a designs file.
+    ``preload`` keeps the chains, and the designs when the fraction is positive, in memory.
     """
 
     def __init__(self, cache: ChainCache | str | Path, *, seed: int = 0, random_rotation: bool = True,
-                 center: bool = True, preload: bool = False):
+                 center: bool = True, preload: bool = False, designed_sequence_fraction: float = 0.0):
         self.cache = cache if isinstance(cache, ChainCache) else ChainCache(cache)
         self.seed = int(seed)
         self.random_rotation = random_rotation
         self.center = center
         self.epoch = 0
+        fraction = float(designed_sequence_fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"designed_sequence_fraction must lie in [0, 1], got {designed_sequence_fraction}")
+        self.designed_sequence_fraction = fraction
+        self._has_designs = np.array([designed_path(self.cache.path, name).is_file() for name in self.cache.names],
+                                     dtype=bool)
+        self.chains_with_designs = int(self._has_designs.sum())
+        self.chains_without_designs = len(self.cache) - self.chains_with_designs
         self._preloaded = [self.cache.load(i) for i in range(len(self.cache))] if preload else None
+        self._preloaded_designs = None
+        if preload and fraction > 0:
+            self._preloaded_designs = [self._load_designs(i) if self._has_designs[i] else None
+                                       for i in range(len(self.cache))]
 
     def __len__(self) -> int:
         return len(self.cache)
@@ -60,6 +90,26 @@ class ProteinChainDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def _load_designs(self, index: int) -> np.ndarray:
+        """The chain's designed sequences, int64 [K, L] in AA_ORDER indices."""
+        record = self.cache.records[index]
+        path = designed_path(self.cache.path, record.name)
+        aatype = load_designs(path)["aatype"]
+        if aatype.ndim != 2 or aatype.shape[0] < 1 or aatype.shape[1] != record.length:
+            raise ValueError(f"{path}: designs of shape {tuple(aatype.shape)} do not fit the chain "
+                             f"({record.length} residues); rerun `multiflow-gm distill {self.cache.path}`")
+        return aatype
+
+    def _sequence(self, index: int, epoch: int, native: np.ndarray) -> np.ndarray:
+        """The example's residue types [L]: native, or a design with probability designed_sequence_fraction."""
+        if self.designed_sequence_fraction <= 0 or not self._has_designs[index]:
+            return native
+        rng = _sequence_generator(self.seed, epoch, index)
+        if rng.random() >= self.designed_sequence_fraction:
+            return native
+        designs = self._preloaded_designs[index] if self._preloaded_designs is not None else self._load_designs(index)
+        return designs[int(rng.integers(len(designs)))]
 
     def __getitem__(self, item) -> dict:
         index, epoch = (int(item[0]), int(item[1])) if isinstance(item, (tuple, list)) else (int(item), self.epoch)
@@ -80,7 +130,7 @@ class ProteinChainDataset(Dataset):
             "atoms": atoms,
             "rotations": rotations,
             "translations": translations,
-            "aatype": torch.from_numpy(chain.aatype.astype(np.int64)),
+            "aatype": torch.from_numpy(self._sequence(index, epoch, chain.aatype).astype(np.int64)),
             "residue_mask": torch.ones(length, dtype=torch.bool),
             "residue_index": residue_index - residue_index[0] if length else residue_index,
             "length": torch.tensor(length, dtype=torch.int64),
