@@ -37,7 +37,10 @@ class CoDesignData(L.LightningDataModule):
         d = self.cfg.data
         cache = training_chains(self.cfg, self.cache_dir)
         dataset = ProteinChainDataset(cache, seed=self.cfg.trainer.seed, preload=d.preload,
-                                      **_designed_kwargs(d))
+                                      designed_sequence_fraction=d.designed_sequence_fraction)
+        if d.designed_sequence_fraction > 0:
+            print(f"designed sequences: {dataset.chains_with_designs} of {len(dataset)} training chains have "
+                  f"them (`multiflow-gm distill`); the rest keep their native sequence")
         epochs = LengthBatchSampler(
             dataset.lengths, squared_residue_budget=d.squared_residue_budget, max_batch_size=d.max_batch_size,
             mode=d.batching, cluster_ids=dataset.cluster_ids, cluster_weighting=d.cluster_weighting,
@@ -47,10 +50,6 @@ class CoDesignData(L.LightningDataModule):
         sampler = StepBatchSampler(epochs, self.module.counter, total)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_chains,
                           num_workers=d.num_workers, persistent_workers=d.num_workers > 0)
-
-
-def _designed_kwargs(d) -> dict:
-    return {"designed_sequence_fraction": d.designed_sequence_fraction} if d.designed_sequence_fraction > 0 else {}
 
 
 def training_chains(cfg: TrainConfig, cache_dir: Path, split: str = "train"):
