@@ -145,4 +145,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 
 
 def save_config(config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write ``config`` as YAML atomically (a killed run leaves the old file or the new one)."""
+    from multiflow_gm.atomic_files import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -2,8 +2,8 @@
 
 Samples are drawn in chunks of one length; chunk ``c`` of length ``L`` uses a
 generator seeded by ``(seed, L, c)``, so the same seed and batch size give the
-same files, and a rerun skips chunks whose PDB files all exist (files are
-written atomically).
+same files, and a rerun skips chunks whose PDB files and records all exist
+(files are written atomically, the record after its PDB).
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress
     for length in job.lengths:
         for chunk, first in enumerate(range(0, job.num, job.batch_size)):
             names = [sample_name(length, i) for i in range(first, min(first + job.batch_size, job.num))]
-            if all((pdb_dir / f"{n}.pdb").is_file() for n in names):
+            # A sample's record is written after its PDB, so a chunk is done only when every
+            # record exists: a run killed between the two redraws the chunk (same seed, same files).
+            if all((records_path / f"{n}.json").is_file() and (pdb_dir / f"{n}.pdb").is_file() for n in names):
                 continue
             seq_tensor = None
             if job.sequence is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,7 +264,9 @@ def read_chains(path: str | Path, *, max_file_mb: float = DEFAULT_MAX_FILE_MB) -
     result = ReadResult(source=source, entry=entry_id_from_path(path))
     try:
         data = _read_bytes(path, int(max_file_mb * 1e6))
-        atoms = _parse_atoms(data, structure_format(path))
+        with warnings.catch_warnings():  # biotite warns about absent optional CIF columns; not a problem
+            warnings.simplefilter("ignore", UserWarning)
+            atoms = _parse_atoms(data, structure_format(path))
         result.chains, result.problems = _chains_from_atoms(atoms, result.entry, source)
     except _FileProblem as problem:
         result.problems.append(Problem(source, "", problem.reason, problem.detail))

@@ -6,6 +6,8 @@ import csv
 import math
 from pathlib import Path
 
+from multiflow_gm.atomic_files import atomic_save_figure
+
 
 def read_metrics(csv_path: str | Path) -> dict[str, list[tuple[int, float]]]:
     """``{metric: [(step, value), ...]}`` from a Lightning ``metrics.csv``."""
@@ -57,6 +59,4 @@ def plot_loss_curves(csv_path: str | Path, out_png: str | Path, prefix: str = "t
         if min(values) > 0:
             ax.set_yscale("log")
     fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return Path(out_png)
+    return atomic_save_figure(fig, out_png, dpi=120)

@@ -20,14 +20,14 @@ def helix_atoms(length: int) -> np.ndarray:
 
 def test_sample_directory_reads_pdbs_fasta_and_lists_problems(tmp_path):
     write_backbone_pdb(tmp_path / "a.pdb", helix_atoms(12), "X" * 12)
-    write_backbone_pdb(tmp_path / "b.pdb", helix_atoms(8), "ACDEFGHI")
+    write_backbone_pdb(tmp_path / "b.pdb", helix_atoms(10), "ACDEFGHIKL")
     (tmp_path / "seqs.fa").write_text(">a generated\nMKLV\nAEGKLVAE\n>b\nACD\n>lost\nMKV\n")
     (tmp_path / "c.pdb").write_text("ATOM  garbage\n")
     chains, skipped = load_sample_directory(tmp_path)
     by_name = {chain.name: chain for chain in chains}
     assert set(by_name) == {"a", "b"}
     assert by_name["a"].sequence == "MKLVAEGKLVAE"  # UNK residues filled from the FASTA record
-    assert by_name["b"].sequence == "ACDEFGHI"  # FASTA of the wrong length is ignored, and said so
+    assert by_name["b"].sequence == "ACDEFGHIKL"  # FASTA of the wrong length is ignored, and said so
     assert by_name["a"].atoms.shape == (12, 4, 3)
     reasons = {(s.source.split("/")[-1], s.reason) for s in skipped}
     assert ("b.pdb", "fasta_length_mismatch") in reasons

@@ -108,7 +108,7 @@ def test_command_writes_a_complete_report_and_lists_bad_inputs(tmp_path, referen
     out = tmp_path / "report"
     code = main(["evaluate", str(tmp_path / "samples"), "--reference", str(reference_cache), "--out", str(out),
                  "--no-mpnn", "--baseline-count", "4", "--novelty-top-k", "8", "--no-progress"])
-    assert code == 0
+    assert code == 3  # the report is complete, and the bad inputs were skipped
     document = json.loads((out / "metrics.json").read_text())
     assert list(document["sets"]) == ["samples", "native", "random-walk"]
     reasons = {Path(s["source"]).name: s["reason"] for s in document["skipped"]}
@@ -138,7 +138,7 @@ def test_missing_reference_still_produces_the_report(tmp_path, reference):
     out = tmp_path / "report"
     code = main(["evaluate", str(tmp_path / "samples"), "--reference", str(tmp_path / "nowhere"), "--out", str(out),
                  "--no-mpnn", "--no-progress"])
-    assert code == 0
+    assert code == 3  # garbage, empty and one-residue files are skipped
     document = json.loads((out / "metrics.json").read_text())
     assert document["reference"]["available"] is False and "does not exist" in document["reference"]["detail"]
     assert list(document["sets"]) == ["samples", "random-walk"]

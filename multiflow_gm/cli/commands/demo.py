@@ -8,7 +8,6 @@ saves the trajectories and end points next to the target.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -43,6 +42,7 @@ def run(args) -> int:
     import torch
     from tqdm import tqdm
 
+    from multiflow_gm.atomic_files import atomic_save_figure, atomic_write_json
     from multiflow_gm.core import Component, FlowStep, JumpStep, simulate, time_grid
     from multiflow_gm.core.statistics import energy_distance
     from multiflow_gm.errors import UserError
@@ -88,8 +88,8 @@ def run(args) -> int:
     for ax in axes:
         ax.set_xlim(-5, 5), ax.set_ylim(-5, 5), ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(args.out / "demo.png", dpi=130)
-    (args.out / "demo.json").write_text(json.dumps(summary, indent=2))
+    atomic_save_figure(fig, args.out / "demo.png", dpi=130)
+    atomic_write_json(args.out / "demo.json", summary)
     for label, row in summary.items():
         print(f"{label:28s} energy distance {row['energy_distance']:.4f}  ({row['seconds']:.1f} s)")
     print(f"wrote {args.out / 'demo.png'} and {args.out / 'demo.json'}")

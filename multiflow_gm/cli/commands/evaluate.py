@@ -6,6 +6,22 @@ import argparse
 
 NAME = "evaluate"
 HELP = "Evaluate a directory of generated protein backbones (or a baseline) against a reference cache."
+EPILOG = """\
+chains: every protein chain (ATOM records; first model, first altloc; MSE and other
+  modified residues read as their parent) with at least --min-length residues that have
+  N, CA, C and O is one sample; residues missing one of them are dropped and listed.
+  A file with several such chains gives one sample per chain (NAME_A, NAME_B, ...);
+  --chain A keeps only chain A of every file. Shorter chains (peptides), unreadable
+  files and absent chains are listed in the report's "Skipped inputs" table. A metric
+  that cannot handle a chain (DSSP below 6 residues, TM-align below 3, any failure)
+  is "not computed" for that chain, with the reason, in "Metrics not computed".
+
+exit status:
+  0  report written; every file read, every chain used, every metric computed
+  1  report written, but there was no usable sample
+  2  usage error (bad option, missing directory): no report
+  3  report written; something was skipped or not computed (the summary line counts it)
+"""
 
 
 def _length_range(text: str) -> tuple[int, int]:
@@ -20,7 +36,17 @@ def _length_range(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("samples_dir", nargs="?", help="directory of PDB/mmCIF files (one chain each) and optional FASTA")
+    from multiflow_gm.protein.chain_selection import DEFAULT_MIN_CHAIN_LENGTH
+
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("samples_dir", nargs="?",
+                        help="directory of PDB/mmCIF/BinaryCIF files (plain or .gz) and optional FASTA")
+    parser.add_argument("--chain", action="append", metavar="ID",
+                        help="use only this chain of each file (repeatable; default: every protein chain)")
+    parser.add_argument("--min-length", type=int, default=DEFAULT_MIN_CHAIN_LENGTH, metavar="N",
+                        help="fewest residues with a complete backbone for a chain to be a sample "
+                             f"(default {DEFAULT_MIN_CHAIN_LENGTH})")
     parser.add_argument("--reference", metavar="CACHE_DIR",
                         help="preprocessed reference cache (output of 'multiflow-gm preprocess')")
     parser.add_argument("--out", required=True, metavar="REPORT_DIR", help="where to write the report")
@@ -62,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--workers, --num-samples, --novelty-top-k, --mpnn-threads and --mpnn-orders must be >= 1")
     if args.baseline_count < 0:
         raise UserError("--baseline-count must be >= 0")
+    if args.min_length < 1:
+        raise UserError("--min-length must be >= 1")
     compare = () if args.compare.strip().lower() in ("", "none") else tuple(
         name.strip() for name in args.compare.split(","))
     unknown = [name for name in compare if name not in ("native", "random-walk")]
@@ -77,11 +105,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_evaluation(args.samples_dir, args.reference, args.out, settings,
                                 baseline_only=args.baseline, num_baseline_samples=args.num_samples,
-                                baseline_length_range=args.lengths)
+                                baseline_length_range=args.lengths, chain_ids=args.chain,
+                                min_length=args.min_length)
     except (FileNotFoundError, NotADirectoryError) as err:
         raise UserError(str(err)) from None
     _print_summary(result)
-    return 0 if result.primary.chains else 1
+    if not result.primary.chains:
+        return 1
+    return 3 if result.anything_skipped else 0
+
+
+def summary_line(result) -> str:
+    """One line: samples evaluated, and how many inputs and metric values were skipped."""
+    counts = result.counts()
+    line = f"evaluated {counts['samples']} chain(s) from {counts['files']} file(s)"
+    if result.samples_dir is None:
+        return line
+    return (line + f"; skipped: {counts['file_problems']} file-level and {counts['chain_problems']} chain-level "
+            f"input problem(s), {counts['metrics_not_computed']} per-chain metric value(s) not computed")
 
 
 def _print_summary(result) -> None:
@@ -91,6 +132,9 @@ def _print_summary(result) -> None:
         print(f"note: {message}")
     if result.skipped:
         print(f"skipped {len(result.skipped)} input(s); see the report's 'Skipped inputs' table")
+    if result.primary.not_computed:
+        print(f"{len(result.primary.not_computed)} per-chain metric value(s) not computed; "
+              "see the report's 'Metrics not computed' table")
     labels = [s.label for s in result.sets]
     print(f"{'metric':46s}" + "".join(f"{label:>13s}" for label in labels))
     for section, key, label, fmt in REPORT_TABLE:
@@ -99,4 +143,5 @@ def _print_summary(result) -> None:
             value = s.summary[section][key]
             cells.append(fmt.format(value) if value == value else "n/c")
         print(f"{label[:46]:46s}" + "".join(f"{cell:>13s}" for cell in cells))
+    print(summary_line(result))
     print(f"report: {result.outputs.get('report')}")

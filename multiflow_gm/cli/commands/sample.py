@@ -9,9 +9,30 @@ NAME = "sample"
 HELP = "generate protein backbones and sequences (PDB + FASTA) with a trained model"
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "assets" / "codesign_small.safetensors"
+EPILOG = """\
+inverse-fold input (--pdb): PDB, mmCIF or BinaryCIF, plain or .gz; first model, first
+  altloc, MSE and other modified residues read as their parent. A protein chain is a
+  chain with ATOM records; residues missing N, CA, C or O are dropped (and noted). The
+  file must hold exactly one protein chain with at least --min-length such residues
+  (shorter chains, e.g. bound peptides, are left out and noted); with several, the
+  command stops and names them: pick one with --chain ID. The same rule picks the
+  samples of 'multiflow-gm evaluate'.
+
+fold input (--sequence): the 20 standard one-letter codes, at least 2 of them;
+  whitespace is ignored, lower case accepted.
+
+exit status:
+  0  samples written from the whole input
+  2  unusable input or option: the message says why, nothing is drawn
+  3  samples written, but part of the input file was left out (listed as 'note:')
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from multiflow_gm.protein.chain_selection import DEFAULT_MIN_CHAIN_LENGTH
+
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--ckpt", type=Path, help="model (.safetensors export or training .ckpt); "
                                                   "default: the shipped small model")
     parser.add_argument("--lengths", type=int, nargs="+", default=[100], help="residues per sample")
@@ -21,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("codesign", "fold", "inverse-fold"), default="codesign")
     parser.add_argument("--sequence", help="amino-acid sequence to fold (fold mode)")
     parser.add_argument("--pdb", type=Path, help="backbone to design a sequence for (inverse-fold mode)")
+    parser.add_argument("--chain", metavar="ID", help="chain of --pdb to design (needed when it has several)")
+    parser.add_argument("--min-length", type=int, default=DEFAULT_MIN_CHAIN_LENGTH, metavar="N",
+                        help="fewest residues with a complete backbone for a chain of --pdb to count "
+                             f"(default {DEFAULT_MIN_CHAIN_LENGTH})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8, help="samples drawn together")
     parser.add_argument("--temperature", type=float, help="residue-type sampling temperature")
@@ -48,44 +73,24 @@ def _sampling_config(base, args):
 
 
 def _inputs(args):
-    """Validated (lengths, sequence, backbone) for the chosen mode."""
+    """Validated (lengths, sequence, backbone frames, notes) for the chosen mode."""
     from multiflow_gm.errors import UserError
-    from multiflow_gm.protein import residue_constants as rc
+    from multiflow_gm.protein.sample_inputs import check_sequence, design_target
 
     if args.mode == "fold":
-        if not args.sequence:
-            raise UserError("fold mode needs --sequence")
-        bad = sorted(set(args.sequence.upper()) - set(rc.AA_ORDER))
-        if bad:
-            raise UserError(f"--sequence has letters outside the 20 standard amino acids: {''.join(bad)}")
-        return [len(args.sequence)], args.sequence.upper(), None
+        sequence = check_sequence(args.sequence)
+        return [len(sequence)], sequence, None, []
     if args.mode == "inverse-fold":
         if not args.pdb:
             raise UserError("inverse-fold mode needs --pdb")
-        return _backbone_from_pdb(args.pdb)
+        if args.min_length < 1:
+            raise UserError("--min-length must be >= 1")
+        target = design_target(args.pdb, args.chain, args.min_length)
+        notes = [f"designing chain {target.chain_id} of {target.source} ({len(target)} residues)", *target.notes]
+        return [len(target)], None, target.frames(), notes
     if any(length < 2 for length in args.lengths):
         raise UserError("--lengths must be >= 2")
-    return args.lengths, None, None
-
-
-def _backbone_from_pdb(path):
-    import numpy as np
-    import torch
-
-    from multiflow_gm.errors import UserError
-    from multiflow_gm.protein.geometry import frames_from_backbone
-    from multiflow_gm.protein.structure_io import read_chains
-
-    result = read_chains(path)
-    for chain in result.chains:
-        atoms = np.asarray(chain.atoms, dtype=np.float64)
-        complete = np.isfinite(atoms[:, :3]).all(axis=(1, 2))
-        if complete.sum() >= 2:
-            a = torch.from_numpy(atoms[complete]).float()
-            rotations, translations = frames_from_backbone(a[:, 0], a[:, 1], a[:, 2])
-            return [int(complete.sum())], None, (rotations, translations)
-    reasons = "; ".join(p.reason for p in result.problems) or "no chain with a backbone"
-    raise UserError(f"cannot read a backbone from {path}: {reasons}")
+    return args.lengths, None, None, []
 
 
 def run(args) -> int:
@@ -104,7 +109,9 @@ def run(args) -> int:
         raise UserError("--num and --batch-size must be >= 1")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available")
-    lengths, sequence, backbone = _inputs(args)
+    lengths, sequence, backbone, notes = _inputs(args)
+    for note in notes:
+        print(f"note: {note}")
     network, process, cfg, _ = load_codesign(ckpt, args.device)
     try:
         sampling = _sampling_config(cfg.sampling, args)
@@ -118,7 +125,11 @@ def run(args) -> int:
         _gallery(args.out)
     print(f"{summary['samples']} samples in {args.out / 'samples'} ({summary['drawn_this_run']} drawn now, "
           f"{summary['seconds_this_run']:.0f} s); sequences in {args.out / 'samples.fasta'}")
-    return 0
+    # The first note names the chain used; any further one says what was left out.
+    left_out = len(notes) - 1 if args.mode == "inverse-fold" else 0
+    if left_out:
+        print(f"{left_out} part(s) of the input left out (see the notes above); exit status 3")
+    return 3 if left_out else 0
 
 
 def _gallery(out: Path) -> None:
@@ -126,7 +137,7 @@ def _gallery(out: Path) -> None:
     from multiflow_gm.protein.evaluation.samples import load_sample_directory
     from multiflow_gm.protein.evaluation.secondary_structure import psea_states
 
-    chains, _ = load_sample_directory(out / "samples")
+    chains, _ = load_sample_directory(out / "samples", min_length=1)
     states = [psea_states(c.ca) for c in chains]
     path = ca_trace_gallery(chains, states, out / "gallery.png", "samples")
     print(f"gallery: {path}")

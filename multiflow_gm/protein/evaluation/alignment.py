@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+# tmtools refuses shorter chains ("Sequence is too short <3!").
+TM_ALIGN_MIN_LENGTH = 3
+
 _FIRST: Sequence[np.ndarray] = ()
 _SECOND: Sequence[np.ndarray] = ()
 
@@ -20,11 +23,14 @@ def tm_align(first_ca: np.ndarray, second_ca: np.ndarray) -> tuple[float, float,
     """TM-align two CA traces ``[L1, 3]``, ``[L2, 3]`` (Angstrom).
 
     Returns (TM-score normalised by the first length, by the second length, RMSD
-    of the aligned residues in Angstrom). Sequences do not enter the TM-align
+    of the aligned residues in Angstrom); all NaN when a chain has fewer than
+    :data:`TM_ALIGN_MIN_LENGTH` residues. Sequences do not enter the TM-align
     score, so a placeholder sequence is passed.
     """
     import tmtools
 
+    if min(len(first_ca), len(second_ca)) < TM_ALIGN_MIN_LENGTH:
+        return float("nan"), float("nan"), float("nan")
     first = np.ascontiguousarray(first_ca, dtype=np.float64)
     second = np.ascontiguousarray(second_ca, dtype=np.float64)
     result = tmtools.tm_align(first, second, "A" * len(first), "A" * len(second))

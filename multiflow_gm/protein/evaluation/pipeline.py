@@ -1,8 +1,10 @@
 """``multiflow-gm evaluate`` end to end: load inputs, evaluate samples and baselines, write outputs.
 
-Bad inputs never stop the report: unreadable sample files are listed as skipped,
-a missing reference turns the reference-based metrics into "not computed" with
-the reason, and an empty sample directory still yields a report that says so.
+Bad inputs never stop the report: unreadable sample files, absent or short chains
+and dropped residues are listed as skipped, a metric that cannot handle a chain is
+"not computed" for that chain with the reason, a missing reference turns the
+reference-based metrics into "not computed", and an empty sample directory still
+yields a report that says so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from multiflow_gm.protein.evaluation.runner import (
     build_baseline,
     evaluate_chains,
 )
-from multiflow_gm.protein.evaluation.samples import SkippedInput, load_sample_directory
+from multiflow_gm.protein.evaluation.samples import MIN_SAMPLE_LENGTH, SkippedInput, load_sample_directory
 
 
 @dataclass
@@ -44,6 +46,27 @@ class EvaluationRun:
     @property
     def primary(self) -> SetResult:
         return self.sets[0]
+
+    @property
+    def not_computed(self) -> list[dict]:
+        """Per-chain metrics not computed, over every set (baselines included)."""
+        return [record for result in self.sets for record in result.not_computed]
+
+    def counts(self) -> dict[str, int]:
+        """What the summary line and the exit status report: files read, samples, what was skipped."""
+        return {
+            "samples": len(self.primary.chains),
+            "files": len({c.source for c in self.primary.chains}),
+            "file_problems": sum(1 for s in self.skipped if not s.chain),
+            "chain_problems": sum(1 for s in self.skipped if s.chain),
+            "metrics_not_computed": len(self.primary.not_computed),
+        }
+
+    @property
+    def anything_skipped(self) -> bool:
+        counts = self.counts()
+        return bool(counts["file_problems"] or counts["chain_problems"]
+                    or counts["metrics_not_computed"])
 
 
 def load_reference(reference_dir: str | Path | None, progress: bool) -> tuple[ReferenceSet | None, dict]:
@@ -71,6 +94,8 @@ def run_evaluation(
     baseline_only: str | None = None,
     num_baseline_samples: int = 64,
     baseline_length_range: tuple[int, int] = (60, 128),
+    chain_ids: list[str] | None = None,
+    min_length: int = MIN_SAMPLE_LENGTH,
 ) -> EvaluationRun:
     """Evaluate ``samples_dir`` (or, with ``baseline_only``, a generated baseline) and write
     ``metrics.json``, ``per_sample.csv``, ``report.md`` and plots into ``out_dir``.
@@ -78,7 +103,9 @@ def run_evaluation(
     With samples, the baselines in ``settings.baselines`` are evaluated at the samples'
     lengths (at most ``settings.baseline_count`` of them) for comparison. Without samples
     and with ``baseline_only`` ("native" or "random-walk"), ``num_baseline_samples``
-    chains are drawn with reference lengths in ``baseline_length_range``.
+    chains are drawn with reference lengths in ``baseline_length_range``. ``chain_ids``
+    and ``min_length`` choose the chains of each sample file
+    (:func:`~multiflow_gm.protein.chain_selection.select_protein_chains`).
     """
     from multiflow_gm.protein.evaluation.report import write_outputs
 
@@ -107,7 +134,7 @@ def run_evaluation(
         sets.append(evaluate_chains(baseline_only, chains, reference, services, timer, exclusions))
     else:
         with timer("load_samples"):
-            chains, skipped = load_sample_directory(samples_dir)
+            chains, skipped = load_sample_directory(samples_dir, chain_ids, min_length)
         if not chains:
             messages.append(f"no usable samples in {samples_dir}: {len(skipped)} file(s) or chain(s) skipped"
                             if skipped else f"no structure files found in {samples_dir}")
@@ -117,8 +144,12 @@ def run_evaluation(
             if name == "native" and reference is None:
                 messages.append("native baseline not computed: no reference set")
                 continue
-            with timer("baselines"):
-                baseline_chains, exclusions = build_baseline(name, reference, lengths, rng)
+            try:
+                with timer("baselines"):
+                    baseline_chains, exclusions = build_baseline(name, reference, lengths, rng)
+            except ValueError as err:  # e.g. no reference chain near a sample's length
+                messages.append(f"{name} baseline not computed: {err}")
+                continue
             sets.append(evaluate_chains(name, baseline_chains, reference, services, timer, exclusions))
 
     status = {"mpnn": services.mpnn_status, "dssp": services.dssp_status,

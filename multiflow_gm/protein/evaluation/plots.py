@@ -107,9 +107,11 @@ def tm_heatmap(tm_matrix: np.ndarray, names: Sequence[str], path: Path, title: s
 
 
 def _principal_projection(ca: np.ndarray) -> np.ndarray:
+    """CA ``[L, 3]`` projected on its two principal axes ``[L, 2]`` (zeros where L < 2 leaves no axis)."""
     centred = ca - ca.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T
+    xy = centred @ vt[:2].T
+    return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
 
 
 def ca_trace_gallery(chains, states: Sequence[np.ndarray], path: Path, title: str) -> Path:

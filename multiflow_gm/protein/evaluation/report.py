@@ -57,6 +57,8 @@ def metrics_document(run, timings: dict[str, float]) -> dict:
         "reference": {**run.reference_status, "summary": reference},
         "messages": run.messages,
         "skipped": [s.to_dict() for s in run.skipped],
+        "not_computed": run.not_computed,
+        "counts": run.counts(),
         "status": run.status,
         "settings": {"workers": settings.workers, "seed": settings.seed, "baselines": list(settings.baselines),
                      "baseline_count": settings.baseline_count, "novelty_top_k": settings.novelty.top_k,
@@ -82,6 +84,11 @@ def per_sample_csv(run) -> str:
     return text.getvalue()
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (file contents can hold '|' and newlines)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def _format(value, fmt: str) -> str:
     return NOT_COMPUTED if value is None else fmt.format(value)
 
@@ -95,7 +102,8 @@ def render_markdown(document: dict) -> str:
                  else f"- Samples: generated baseline `{document['primary_set']}`")
     primary = document["sets"][document["primary_set"]]["summary"]["overview"]
     lines.append(f"- Evaluated: {_format(primary['num_samples'], '{:.0f}')} chains; "
-                 f"skipped inputs: {len(document['skipped'])}")
+                 f"skipped inputs: {len(document['skipped'])}; per-chain metric values not computed: "
+                 f"{len(document.get('not_computed', []))}")
     lines.append(f"- Reference: {reference['detail']}")
     for name, status in document["status"].items():
         lines.append(f"- {STATUS_LABELS.get(name, name)}: {status['detail']}")
@@ -125,8 +133,14 @@ def render_markdown(document: dict) -> str:
     for name, rel in document["plots"].items():
         lines += [f"### {titles[name]}", "", f"![{titles[name]}]({rel})", ""]
     if document["skipped"]:
-        lines += ["## Skipped inputs", "", "| file | reason | detail |", "|---|---|---|"]
-        lines += [f"| `{s['source']}` | {s['reason']} | {s['detail']} |" for s in document["skipped"]]
+        lines += ["## Skipped inputs", "", "| file | chain | reason | detail |", "|---|---|---|---|"]
+        lines += [f"| `{s['source']}` | {s.get('chain', '')} | {s['reason']} | {_cell(s['detail'])} |"
+                  for s in document["skipped"]]
+        lines.append("")
+    if document.get("not_computed"):
+        lines += ["## Metrics not computed for a chain", "", "| set | sample | metric | reason |", "|---|---|---|---|"]
+        lines += [f"| {r['set']} | {r['sample']} | {r['metric']} | {_cell(r['reason'])} |"
+                  for r in document["not_computed"]]
         lines.append("")
     lines += ["## Timings (s)", "", "| step | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in sorted(document["timings_s"].items())]
@@ -135,20 +149,27 @@ def render_markdown(document: dict) -> str:
 
 
 def _write_plots(run, out_dir: Path) -> dict[str, str]:
+    """Each plot on its own: one that fails is noted in ``run.messages`` and the rest are drawn."""
     from multiflow_gm.protein.evaluation import plots
 
     primary = run.primary
-    written = {}
     reference_ss = run.reference.ss.mean(axis=0) if run.reference is not None else None
     summaries = {result.label: result.summary for result in run.sets}
-    written["ss_composition"] = plots.ss_composition_bars(summaries, reference_ss, out_dir / PLOT_FILES["ss_composition"])
-    written["rg_vs_length"] = plots.rg_vs_length(run.sets, run.reference, out_dir / PLOT_FILES["rg_vs_length"])
     matrix = primary.tm_matrix if primary.tm_matrix is not None else np.zeros((0, 0))
-    written["tm_heatmap"] = plots.tm_heatmap(matrix, [c.name for c in primary.chains],
-                                             out_dir / PLOT_FILES["tm_heatmap"], f"Pairwise TM-score ({primary.label})")
-    written["gallery"] = plots.ca_trace_gallery(primary.chains, primary.psea_states, out_dir / PLOT_FILES["gallery"],
-                                                primary.label)
-    return {name: str(path) for name, path in written.items()}
+    names = primary.tm_names if primary.tm_names is not None else []
+    drawers = {
+        "ss_composition": lambda path: plots.ss_composition_bars(summaries, reference_ss, path),
+        "rg_vs_length": lambda path: plots.rg_vs_length(run.sets, run.reference, path),
+        "tm_heatmap": lambda path: plots.tm_heatmap(matrix, names, path, f"Pairwise TM-score ({primary.label})"),
+        "gallery": lambda path: plots.ca_trace_gallery(primary.chains, primary.psea_states, path, primary.label),
+    }
+    written = {}
+    for name, draw in drawers.items():
+        try:
+            written[name] = str(draw(out_dir / PLOT_FILES[name]))
+        except Exception as err:  # a plot must not cost the report its numbers
+            run.messages.append(f"plot {name} not drawn: {type(err).__name__}: {err}")
+    return written
 
 
 def write_outputs(run, out_dir: Path, timer) -> dict[str, str]:

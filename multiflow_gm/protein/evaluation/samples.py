@@ -1,9 +1,12 @@
 """Reading a directory of generated samples: PDB / mmCIF files (plain or gzipped) plus an
 optional FASTA file, with every skipped file listed with its reason.
 
-A sample is one protein chain; residue names give its sequence. Where a FASTA
-record has the sample's name, it must agree with the structure's sequence in
-length; it then fills residues the structure file names UNK.
+A sample is one protein chain with at least ``min_length`` residues that have a
+complete backbone (the rule of :mod:`multiflow_gm.protein.chain_selection`);
+residue names give its sequence. A file with one such chain gives a sample named
+after the file, a file with several gives one sample per chain (``name_A``,
+``name_B``). Where a FASTA record has the sample's name, it must agree with the
+structure's sequence in length; it then fills residues the structure file names UNK.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from multiflow_gm.protein.chain_selection import DEFAULT_MIN_CHAIN_LENGTH
 from multiflow_gm.protein.residue_constants import indices_to_sequence
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".bcif")
-MIN_SAMPLE_LENGTH = 2
+MIN_SAMPLE_LENGTH = DEFAULT_MIN_CHAIN_LENGTH
 
 
 @dataclass
@@ -39,14 +43,16 @@ class EvaluationChain:
 
 @dataclass
 class SkippedInput:
-    """A sample file (or chain) left out of the evaluation, and why."""
+    """A sample file, chain or residues left out of the evaluation, and why
+    (``chain`` is empty for a whole file)."""
 
     source: str
     reason: str
     detail: str = ""
+    chain: str = ""
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "reason": self.reason, "detail": self.detail}
+        return {"source": self.source, "chain": self.chain, "reason": self.reason, "detail": self.detail}
 
 
 def _strip_suffixes(path: Path) -> str:
@@ -118,16 +124,18 @@ def _merge_sequence(name: str, structure_sequence: str, fasta: dict[str, str],
     return "".join(f if s == "X" else s for s, f in zip(structure_sequence, fasta_sequence))
 
 
-def load_sample_directory(directory: str | Path) -> tuple[list[EvaluationChain], list[SkippedInput]]:
-    """Every protein chain of the structure files in ``directory`` and its subdirectories
-    (a sample in ``length_100/sample_3.pdb`` is named ``length_100_sample_3``).
+def load_sample_directory(directory: str | Path, chain_ids: list[str] | None = None,
+                          min_length: int = MIN_SAMPLE_LENGTH) -> tuple[list[EvaluationChain], list[SkippedInput]]:
+    """Every usable protein chain of the structure files in ``directory`` and its
+    subdirectories (a sample in ``length_100/sample_3.pdb`` is named ``length_100_sample_3``).
 
-    Returns (chains, skipped). Unreadable files, chains without a complete
-    backbone, and chains shorter than :data:`MIN_SAMPLE_LENGTH` are skipped with
-    a reason; residues missing a backbone atom are dropped from their chain
-    (and listed). Never raises for a bad file; raises ``FileNotFoundError`` /
-    ``NotADirectoryError`` for a missing directory.
+    Returns (chains, skipped). ``chain_ids`` keeps only those chains of each file;
+    ``min_length`` is the fewest complete residues a chain needs. Unreadable files,
+    absent chains and short chains are skipped with a reason; residues missing a
+    backbone atom are dropped from their chain (and listed). Never raises for a bad
+    file; raises ``FileNotFoundError`` / ``NotADirectoryError`` for a missing directory.
     """
+    from multiflow_gm.protein.chain_selection import select_protein_chains
     from multiflow_gm.protein.structure_io import read_chains
 
     directory = Path(directory)
@@ -144,27 +152,14 @@ def load_sample_directory(directory: str | Path) -> tuple[list[EvaluationChain],
             if not path.name.lower().endswith(FASTA_SUFFIXES):
                 skipped.append(SkippedInput(str(path), "not_a_structure_file", "unknown file suffix"))
             continue
-        result = read_chains(path)
-        skipped.extend(SkippedInput(p.source, p.reason + (f" (chain {p.chain})" if p.chain else ""), p.detail)
-                       for p in result.problems)
+        selected, problems = select_protein_chains(read_chains(path), chain_ids, min_length)
+        skipped.extend(SkippedInput(p.source, p.reason, p.detail, p.chain) for p in problems)
         stem = sample_name(path, directory)
         file_names.add(stem)
-        for raw in result.chains:
-            name = stem if len(result.chains) == 1 else f"{stem}_{raw.chain_id}"
-            complete = raw.complete
-            if not complete.all():
-                skipped.append(SkippedInput(str(path), "incomplete_residues_dropped",
-                                            f"chain {raw.chain_id}: {int((~complete).sum())} residues "
-                                            "lack a backbone atom"))
-            if int(complete.sum()) < MIN_SAMPLE_LENGTH:
-                skipped.append(SkippedInput(str(path), "too_short",
-                                            f"chain {raw.chain_id} has {int(complete.sum())} complete residue(s); "
-                                            f"at least {MIN_SAMPLE_LENGTH} are needed"))
-                continue
-            sequence = indices_to_sequence(raw.aatype[complete])
-            sequence = _merge_sequence(name, sequence, fasta, str(path), skipped)
-            chains.append(EvaluationChain(name=name, atoms=raw.atoms[complete].astype(np.float64),
-                                          sequence=sequence, source=str(path)))
+        for item in selected:
+            name = stem if len(selected) == 1 else f"{stem}_{item.chain_id}"
+            sequence = _merge_sequence(name, indices_to_sequence(item.aatype), fasta, str(path), skipped)
+            chains.append(EvaluationChain(name=name, atoms=item.atoms, sequence=sequence, source=str(path)))
     seen = {chain.name for chain in chains} | file_names
     for name in fasta:
         if name not in seen:

@@ -14,6 +14,9 @@ import numpy as np
 SS_STATES = ("helix", "strand", "coil")
 _PSEA_TO_STATE = {"a": "H", "b": "E", "c": "C", "": "C"}
 _DSSP_TO_STATE = {"H": "H", "E": "E", "-": "C"}
+# pydssp's helix and bridge masks assume at least 6 residues; shorter chains fail
+# inside pydssp with a broadcasting error, so they are refused up front.
+DSSP_MIN_LENGTH = 6
 
 
 def psea_states(ca: np.ndarray) -> np.ndarray:
@@ -44,14 +47,30 @@ def dssp_available() -> bool:
     return True
 
 
+def dssp_problem(atoms: np.ndarray) -> str | None:
+    """Why DSSP cannot assign ``atoms`` ``[L, >=4, 3]`` (None when it can)."""
+    atoms = np.asarray(atoms)
+    if atoms.ndim != 3 or atoms.shape[1] < 4:
+        return "DSSP needs N, CA, C and O of every residue"
+    if len(atoms) < DSSP_MIN_LENGTH:
+        return f"DSSP needs at least {DSSP_MIN_LENGTH} residues; the chain has {len(atoms)}"
+    if not np.isfinite(atoms[:, :4]).all():
+        return "DSSP needs finite coordinates for N, CA, C and O"
+    return None
+
+
 def dssp_states(atoms: np.ndarray) -> np.ndarray:
-    """DSSP three-state assignment (pydssp) of ``atoms`` ``[L, >=4, 3]`` (N, CA, C, O) A."""
+    """DSSP three-state assignment (pydssp) of ``atoms`` ``[L, >=4, 3]`` (N, CA, C, O) A.
+
+    Raises ``ValueError`` with the reason of :func:`dssp_problem` for chains DSSP
+    cannot handle (fewer than :data:`DSSP_MIN_LENGTH` residues, missing atoms).
+    """
     import pydssp
 
+    problem = dssp_problem(atoms)
+    if problem is not None:
+        raise ValueError(problem)
     coords = np.asarray(atoms, dtype=np.float64)[:, :4]
-    # pydssp's hydrogen-bond map needs at least 2 residues and fails on fewer.
-    if len(coords) < 3:
-        return np.full(len(coords), "C")
     labels = pydssp.assign(coords, out_type="c3")
     return np.array([_DSSP_TO_STATE.get(str(s), "C") for s in labels])
 
@@ -71,12 +90,13 @@ def state_fractions(states: np.ndarray) -> dict[str, float]:
 def secondary_structure(atoms: np.ndarray, use_dssp: bool = True) -> tuple[dict[str, float], np.ndarray]:
     """Fractions ``psea_helix`` ... and (if available) ``dssp_helix`` ... of one chain.
 
-    Returns the fractions and the P-SEA per-residue states (for plots).
+    Returns the fractions and the P-SEA per-residue states (for plots). The DSSP
+    keys are left out for a chain :func:`dssp_problem` refuses.
     """
     atoms = np.asarray(atoms, dtype=np.float64)
     psea = psea_states(atoms[:, 1])
     fractions = {f"psea_{key}": value for key, value in state_fractions(psea).items()}
-    if use_dssp and dssp_available() and atoms.shape[1] >= 4:
+    if use_dssp and dssp_available() and dssp_problem(atoms) is None:
         dssp = state_fractions(dssp_states(atoms))
         fractions.update({f"dssp_{key}": value for key, value in dssp.items()})
     return fractions, psea
