@@ -112,6 +112,17 @@ def test_fold_and_design_rows_are_complete_and_reproducible(tiny_model, compact_
     assert summary["fold_tm_above_0.5"] in (0.0, 0.5, 1.0)
 
 
+def test_a_chain_given_as_frames_keeps_its_frames(compact_backbone):
+    from multiflow_gm.protein.evaluation.heldout import native_frames
+
+    rotations, translations = native_frames(compact_backbone[:LENGTH])
+    chain = NativeChain.from_frames("frames", rotations, translations, torch.zeros(LENGTH, dtype=torch.long))
+    again_rotations, again_translations = native_frames(chain.atoms)
+    assert torch.allclose(again_rotations, rotations, atol=1e-5)
+    assert torch.allclose(again_translations, translations, atol=1e-5)
+    assert chain.atoms.shape == (LENGTH, 4, 3) and np.isfinite(chain.atoms).all()
+
+
 def test_only_the_requested_task_is_run(tiny_model, compact_backbone, single_thread):
     network, process, cfg = tiny_model
     rows = fold_and_design(network, process, [_native(compact_backbone, 20)], cfg.sampling,
@@ -124,14 +135,27 @@ def test_only_the_requested_task_is_run(tiny_model, compact_backbone, single_thr
 
 def test_bad_structure_files_are_skipped_with_their_reason(structure_files):
     good, bad, missing = structure_files
-    chains, skipped = chains_from_structure_files([good, bad, missing])
+    chains, skipped, notes = chains_from_structure_files([good, bad, missing])
     assert [len(c) for c in chains] == [LENGTH]
     assert chains[0].sequence == "ACDEFGHIKL" * 4
     assert len(skipped) == 2
     assert {s.source for s in skipped} == {str(bad), str(missing)}
     assert all(s.reason for s in skipped)
-    _, too_short = chains_from_structure_files([good], lengths=(50, 60))
-    assert [s.reason for s in too_short] == ["length_outside_range"]
+    assert notes == []
+    _, outside, _ = chains_from_structure_files([good], lengths=(50, 60))
+    assert [s.reason for s in outside] == ["length_outside_range"]
+    _, peptide, _ = chains_from_structure_files([good], min_length=LENGTH + 1)
+    assert [s.reason for s in peptide] == ["too_short"]
+
+
+def test_residues_without_a_full_backbone_are_dropped_and_noted(compact_backbone, tmp_path):
+    path = write_backbone_pdb(tmp_path / "gap.pdb", compact_backbone[:LENGTH], "A" * LENGTH)
+    lines = path.read_text().splitlines()
+    # Residue 5 loses its O atom: the chain is still used, without that residue.
+    path.write_text("\n".join(l for l in lines if not (l[12:16].strip() == "O" and l[22:26].strip() == "5")) + "\n")
+    chains, skipped, notes = chains_from_structure_files([path])
+    assert [len(c) for c in chains] == [LENGTH - 1] and skipped == []
+    assert [n.reason for n in notes] == ["incomplete_residues_dropped"]
 
 
 def test_cache_split_chains_are_chosen_by_seed(compact_backbone, tmp_path):
@@ -218,7 +242,7 @@ def test_proteinmpnn_anchor_scores_the_native_backbone(compact_backbone, single_
 
 def test_a_real_structure_file_gives_its_chains(pdb_subset):
     path = sorted(pdb_subset.glob("*.pdb.gz"))[0]
-    chains, skipped = chains_from_structure_files([path])
+    chains, skipped, _ = chains_from_structure_files([path])
     assert chains or skipped  # every chain is either a target or skipped with a reason
     for chain in chains:
         assert np.isfinite(chain.atoms[:, :3]).all() and sequence_recovery(chain.aatype, chain.aatype) == 1.0

@@ -26,6 +26,8 @@ def _length_range(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from multiflow_gm.protein.chain_selection import DEFAULT_MIN_CHAIN_LENGTH
+
     source = parser.add_argument_group("targets (give --cache or --pdb)")
     source.add_argument("--cache", type=Path, metavar="CACHE_DIR", help="preprocessed chain cache with a split")
     source.add_argument("--split", choices=("test", "val"), default="test", help="held-out split of --cache")
@@ -34,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--pdb", type=Path, nargs="+", metavar="FILE",
                         help="structure files (PDB / mmCIF, plain or gzipped); each protein chain is one target")
     source.add_argument("--lengths", type=_length_range, metavar="MIN-MAX", help="keep chains of this many residues")
+    source.add_argument("--min-length", type=int, default=DEFAULT_MIN_CHAIN_LENGTH, metavar="N",
+                        help="--pdb: fewest residues with N, CA, C and O for a chain to count (default "
+                             f"{DEFAULT_MIN_CHAIN_LENGTH}, as in 'sample'; shorter chains are skipped as peptides)")
     parser.add_argument("--task", choices=tuple(TASK_CHOICES), default="both")
     parser.add_argument("--ckpt", type=Path, help="model (.safetensors export or training .ckpt); "
                                                   "default: the shipped small model")
@@ -53,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _targets(args):
-    """(chains, skipped, description) from --cache or --pdb."""
+    """(chains, skipped, notes, description) from --cache or --pdb."""
     from multiflow_gm.errors import UserError
     from multiflow_gm.protein.evaluation.heldout_inputs import chains_from_cache, chains_from_structure_files
 
@@ -62,19 +67,20 @@ def _targets(args):
     window = f", lengths {args.lengths[0]}-{args.lengths[1]}" if args.lengths else ""
     if args.cache is not None:
         chains = chains_from_cache(args.cache, args.split, args.max_chains, args.lengths, args.seed)
-        return chains, [], f"{len(chains)} chains of the {args.split} split of {args.cache}{window} (seed {args.seed})"
-    chains, skipped = chains_from_structure_files(args.pdb, args.lengths)
+        return chains, [], [], (f"{len(chains)} chains of the {args.split} split of {args.cache}{window} "
+                                f"(seed {args.seed})")
+    chains, skipped, notes = chains_from_structure_files(args.pdb, args.lengths, args.min_length)
     if not chains:
         reasons = "; ".join(f"{s.source}{':' + s.chain if s.chain else ''} {s.reason}" for s in skipped[:5])
         raise UserError(f"no usable protein chain in the {len(args.pdb)} file(s) given ({reasons})")
-    return chains, skipped, f"{len(chains)} chains of {len(args.pdb)} structure file(s){window}"
+    return chains, skipped, notes, f"{len(chains)} chains of {len(args.pdb)} structure file(s){window}"
 
 
 def _check_numbers(args) -> None:
     from multiflow_gm.errors import UserError
 
-    if args.max_chains < 1 or args.workers < 1 or args.threads < 0:
-        raise UserError("--max-chains and --workers must be >= 1 and --threads >= 0")
+    if min(args.max_chains, args.workers, args.min_length) < 1 or args.threads < 0:
+        raise UserError("--max-chains, --workers and --min-length must be >= 1 and --threads >= 0")
     if args.num_designs is not None and args.num_designs < 1:
         raise UserError("--num-designs must be >= 1")
     if args.device.startswith("cuda"):
@@ -106,7 +112,7 @@ def run(args) -> int:
     tasks = TASK_CHOICES[args.task]
     num_designs = args.num_designs or DEFAULT_DESIGNS
     num_structures = args.num_designs or DEFAULT_STRUCTURES
-    chains, skipped, description = _targets(args)
+    chains, skipped, notes, description = _targets(args)
     network, process, cfg, _ = load_codesign(ckpt, args.device)
     updates = {"num_steps": args.num_steps, "temperature": args.temperature}
     try:
@@ -115,6 +121,10 @@ def run(args) -> int:
         raise UserError(str(err)) from None
     print(f"model {ckpt} | {description} | tasks {', '.join(tasks)} | {sampling.num_steps} steps"
           + (f" | {len(skipped)} input(s) skipped" if skipped else ""))
+    for label, items in (("skipped", skipped), ("note", notes)):
+        for item in items:
+            print(f"{label}: {item.source}{' chain ' + item.chain if item.chain else ''}: "
+                  f"{item.reason} {item.detail}".rstrip())
 
     started = time.perf_counter()
     with tqdm(total=len(chains) * len(tasks), desc="benchmark", unit="task", disable=args.no_progress) as bar:
@@ -144,7 +154,7 @@ def run(args) -> int:
                      "sampling": asdict(sampling), "device": args.device,
                      "torch_threads": torch.get_num_threads()},
         "summary": summary, "mpnn_status": mpnn_status, "rows": rows,
-        "skipped": [asdict(item) for item in skipped],
+        "skipped": [asdict(item) for item in skipped], "notes": [asdict(item) for item in notes],
         "timings": {"model_seconds": model_seconds, "mpnn_seconds": total_seconds - model_seconds,
                     "total_seconds": total_seconds},
     }

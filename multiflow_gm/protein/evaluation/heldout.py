@@ -10,8 +10,12 @@ For each native chain (backbone atoms and sequence):
   ``num_designs`` sequences; each is scored by sequence recovery (fraction of positions
   identical to the native, unknown native residues left out).
 
+Residues are numbered consecutively, as the sampler does, so a native chain with a
+gap in its numbering is treated as contiguous (preprocessed caches split chains at breaks).
+
 :func:`fold_and_design` returns one row per chain and needs no files, so a training
-validation step can call it; :func:`summarize` turns rows into the summary dict. The
+validation step can call it (chains as atoms, or as frames via :meth:`NativeChain.from_frames`);
+:func:`summarize` turns rows into the summary dict. The
 ProteinMPNN anchor (its own recovery on the same backbones and its NLL of the native
 sequence) is :func:`proteinmpnn_anchor`. Nothing here imports Lightning.
 """
@@ -57,6 +61,19 @@ class NativeChain:
     @property
     def sequence(self) -> str:
         return rc.indices_to_sequence(self.aatype)
+
+    @classmethod
+    def from_frames(cls, name: str, rotations, translations, aatype) -> NativeChain:
+        """A chain given as frames (rotations [L, 3, 3], CA translations [L, 3] Angstrom) and aatype [L].
+
+        N, C and O are placed ideally from the frames, so :func:`native_frames` of the
+        result gives the frames back; e.g. a training example's frames and residue types.
+        """
+        from multiflow_gm.protein.geometry import backbone_from_frames
+
+        atoms = backbone_from_frames(torch.as_tensor(rotations, dtype=torch.float64),
+                                     torch.as_tensor(translations, dtype=torch.float64))[:, :4]
+        return cls(name, atoms.cpu().numpy(), np.asarray(torch.as_tensor(aatype).cpu(), dtype=np.int64))
 
 
 def sequence_recovery(designed, native) -> float:

@@ -1,9 +1,10 @@
 """Targets of the held-out benchmark: chains of a cache split, or chains of structure files.
 
-Structure files go through the same filter as ``multiflow-gm sample --mode inverse-fold
---pdb``: residues with N, CA and C present, at least two of them. A file or chain that
-cannot be used becomes a :class:`SkippedInput` with its reason; nothing here raises on
-bad file content.
+Structure files go through the chain rule of ``multiflow-gm sample --mode inverse-fold
+--pdb`` and ``evaluate`` (:mod:`multiflow_gm.protein.chain_selection`): residues with
+N, CA, C and O, at least ``min_length`` of them, every such protein chain a target. A
+file or chain that cannot be used becomes a :class:`SkippedInput` with its reason;
+dropped residues of a used chain become notes. Nothing here raises on bad file content.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ import numpy as np
 
 from multiflow_gm.errors import UserError
 from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein.chain_selection import DEFAULT_MIN_CHAIN_LENGTH, select_protein_chains
 from multiflow_gm.protein.evaluation.heldout import NativeChain
 
-MIN_RESIDUES = 2  # the sampler needs at least two residues
+MIN_MODEL_LENGTH = 2  # the network's pair features need two residues
+
+# Reader / selection reasons that leave the chain usable (it lost some residues).
+NOTE_REASONS = ("incomplete_residues_dropped",)
 
 
 @dataclass
@@ -58,40 +63,42 @@ def chains_from_cache(cache_dir: str | Path, split: str, max_chains: int | None 
     return chains
 
 
-def chains_from_structure_files(paths: Sequence[str | Path], lengths: tuple[int, int] | None = None
-                                ) -> tuple[list[NativeChain], list[SkippedInput]]:
-    """Every usable protein chain of the files, and what was skipped with its reason.
+def chains_from_structure_files(paths: Sequence[str | Path], lengths: tuple[int, int] | None = None,
+                                min_length: int = DEFAULT_MIN_CHAIN_LENGTH
+                                ) -> tuple[list[NativeChain], list[SkippedInput], list[SkippedInput]]:
+    """``(chains, skipped, notes)``: every usable protein chain of the files, what was left out and why.
 
-    Each chain keeps its residues with N, CA and C present (O may be missing: NaN);
-    chains with fewer than two such residues, with no standard amino acid, or outside
-    ``lengths`` (inclusive) are skipped.
+    A chain keeps its residues with N, CA, C and O and needs ``min_length`` of them
+    (at least two, for the network); chains with no standard amino acid or outside
+    ``lengths`` (inclusive) are skipped too. ``notes`` list used chains that lost residues.
     """
     from multiflow_gm.protein.structure_io import read_chains
 
+    min_length = max(min_length, MIN_MODEL_LENGTH)
     chains: list[NativeChain] = []
     skipped: list[SkippedInput] = []
+    notes: list[SkippedInput] = []
     for path in paths:
         path = Path(path)
         if not path.is_file():
             skipped.append(SkippedInput(str(path), "", "not_a_file", "no such file"))
             continue
         result = read_chains(path)
-        skipped += [SkippedInput(p.source, p.chain, p.reason, p.detail) for p in result.problems]
-        for raw in result.chains:
-            atoms = np.asarray(raw.atoms, dtype=np.float64)
-            complete = np.isfinite(atoms[:, :3]).all(axis=(1, 2))
-            aatype = np.asarray(raw.aatype, dtype=np.int64)[complete]
-            problem = _chain_problem(int(complete.sum()), aatype, lengths)
+        selected, problems = select_protein_chains(result, None, min_length)
+        for problem in problems:
+            item = SkippedInput(problem.source, problem.chain, problem.reason, problem.detail)
+            (notes if problem.reason in NOTE_REASONS else skipped).append(item)
+        for chain in selected:
+            problem = _chain_problem(len(chain), chain.aatype, lengths)
             if problem:
-                skipped.append(SkippedInput(str(path), raw.chain_id, *problem))
+                skipped.append(SkippedInput(str(path), chain.chain_id, *problem))
                 continue
-            chains.append(NativeChain(f"{raw.entry}_{raw.chain_id}", atoms[complete], aatype, str(path)))
-    return chains, skipped
+            chains.append(NativeChain(f"{chain.raw.entry}_{chain.chain_id}", chain.atoms,
+                                      np.asarray(chain.aatype, dtype=np.int64), str(path)))
+    return chains, skipped, notes
 
 
 def _chain_problem(residues: int, aatype: np.ndarray, lengths) -> tuple[str, str] | None:
-    if residues < MIN_RESIDUES:
-        return "too_few_residues", f"{residues} residue(s) with N, CA and C; need {MIN_RESIDUES}"
     if not (aatype < rc.NUM_STANDARD).any():
         return "no_standard_residue", "every residue is unknown, so there is nothing to fold or recover"
     if lengths is not None and not lengths[0] <= residues <= lengths[1]:

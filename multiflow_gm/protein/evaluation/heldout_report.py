@@ -56,7 +56,10 @@ def _cell(value, fmt: str = "{:.3f}") -> str:
 
 
 def write_benchmark_files(out: Path, document: dict) -> dict[str, Path]:
-    """Write all four files from ``document`` (keys: settings, summary, rows, skipped, mpnn_status, timings)."""
+    """Write all four files from ``document``.
+
+    Keys: settings, summary, rows, skipped, notes (optional), mpnn_status, timings.
+    """
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": atomic_write_json(out / "benchmark.json", finite_or_none(document)),
              "csv": atomic_write_text(out / "per_chain.csv", per_chain_csv(document)),
@@ -110,10 +113,11 @@ def markdown_report(document: dict) -> str:
                      f"{_cell(row.get('fold_rmsd'), '{:.2f}')} | {_cell(row.get('recovery'))} | "
                      f"{_cell(row.get('recovery_best'))} | {_cell(row.get('mpnn_recovery'))} | "
                      f"{_cell(row.get('mpnn_native_nll'))} |")
-    if document["skipped"]:
-        lines += ["", "## Skipped inputs", "", "| source | chain | reason | detail |", "|---|---|---|---|"]
-        for item in document["skipped"]:
-            lines.append(f"| {item['source']} | {item['chain'] or '-'} | {item['reason']} | {item['detail']} |")
+    for title, key in (("Skipped inputs", "skipped"), ("Notes (chains used without some residues)", "notes")):
+        if document.get(key):
+            lines += ["", f"## {title}", "", "| source | chain | reason | detail |", "|---|---|---|---|"]
+            for item in document[key]:
+                lines.append(f"| {item['source']} | {item['chain'] or '-'} | {item['reason']} | {item['detail']} |")
     return "\n".join(lines) + "\n"
 
 
