@@ -69,7 +69,8 @@ def write_benchmark_files(out: Path, document: dict) -> dict[str, Path]:
 
 
 def per_chain_csv(document: dict) -> str:
-    mpnn_missing = document["summary"].get("mpnn_recovery_mean") is None
+    summary = document["summary"]
+    mpnn_missing = "recovery_mean" in summary and summary.get("mpnn_recovery_mean") is None
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -106,13 +107,18 @@ def markdown_report(document: dict) -> str:
             continue
         lines.append(f"| {label} | {_cell(summary.get(ours), fmt) if ours else '-'} | "
                      f"{_cell(summary.get(theirs), fmt) if theirs else '-'} |")
-    lines += ["", "## Per chain", "", "| chain | length | fold TM | fold RMSD (A) | recovery | best recovery | "
-              "ProteinMPNN recovery | ProteinMPNN native NLL |", "|---|---|---|---|---|---|---|---|"]
+    # Per-chain columns of the tasks that were run: (header, row key, format).
+    columns = [("chain", "name", "{}"), ("length", "length", "{}")]
+    if "fold_tm_mean" in summary:
+        columns += [("fold TM", "fold_tm", "{:.3f}"), ("fold RMSD (A)", "fold_rmsd", "{:.2f}")]
+    if "recovery_mean" in summary:
+        columns += [("recovery", "recovery", "{:.3f}"), ("best recovery", "recovery_best", "{:.3f}"),
+                    ("ProteinMPNN recovery", "mpnn_recovery", "{:.3f}"),
+                    ("ProteinMPNN native NLL", "mpnn_native_nll", "{:.3f}")]
+    lines += ["", "## Per chain", "", "| " + " | ".join(c[0] for c in columns) + " |",
+              "|" + "---|" * len(columns)]
     for row in document["rows"]:
-        lines.append(f"| {row['name']} | {row['length']} | {_cell(row.get('fold_tm'))} | "
-                     f"{_cell(row.get('fold_rmsd'), '{:.2f}')} | {_cell(row.get('recovery'))} | "
-                     f"{_cell(row.get('recovery_best'))} | {_cell(row.get('mpnn_recovery'))} | "
-                     f"{_cell(row.get('mpnn_native_nll'))} |")
+        lines.append("| " + " | ".join(_cell(row.get(key), fmt) for _, key, fmt in columns) + " |")
     for title, key in (("Skipped inputs", "skipped"), ("Notes (chains used without some residues)", "notes")):
         if document.get(key):
             lines += ["", f"## {title}", "", "| source | chain | reason | detail |", "|---|---|---|---|"]
