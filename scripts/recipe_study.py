@@ -85,9 +85,13 @@ def evaluate_model(model: Path, data: str, samples: int, out: Path) -> dict:
     study = load_study()
     cfg = load_config(TrainConfig, ROOT / study["base_config"], [])
     vcfg = dataclasses.replace(cfg.validation, codesign_samples=samples)
-    network, process, model_cfg, _ = load_codesign(model)
+    network, _, model_cfg, _ = load_codesign(model)
+    # Corrupt with the base recipe's process, so arms that train on other noise (IGSO3) are
+    # measured on the same inputs; sampling uses the arm's own process settings.
+    from multiflow_gm.protein.process import CoDesignProcess
+
     data_set = ValidationSet.from_cache(training_chains(cfg, Path(data), "val"), vcfg)
-    metrics = validate(network, process, data_set, vcfg, cfg.loss, model_cfg.sampling)
+    metrics = validate(network, CoDesignProcess(cfg.process), data_set, vcfg, cfg.loss, model_cfg.sampling)
     metrics["codesign_samples"] = samples
     atomic_write_bytes(out, (json.dumps(metrics, indent=1) + "\n").encode())
     return metrics
