@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -12,10 +11,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
+from multiflow_gm.atomic_files import atomic_write_json
 from multiflow_gm.config import save_config, to_dict
 from multiflow_gm.errors import ConfigError, MissingResourceError
 from multiflow_gm.training.checkpoints import AtomicCheckpointIO, export_weights
 from multiflow_gm.training.ema import EMA
+from multiflow_gm.training.interrupts import GracefulInterrupt, ignore_sigint_in_worker
 from multiflow_gm.training.plots import plot_loss_curves
 from multiflow_gm.training.protein_config import TrainConfig
 from multiflow_gm.training.protein_module import CoDesignModule, parameter_count
@@ -49,7 +50,8 @@ class CoDesignData(L.LightningDataModule):
         total = 2 * self.cfg.trainer.max_steps + 1000
         sampler = StepBatchSampler(epochs, self.module.counter, total)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_chains,
-                          num_workers=d.num_workers, persistent_workers=d.num_workers > 0)
+                          num_workers=d.num_workers, persistent_workers=d.num_workers > 0,
+                          worker_init_fn=ignore_sigint_in_worker if d.num_workers > 0 else None)
 
 
 def training_chains(cfg: TrainConfig, cache_dir: Path, split: str = "train"):
@@ -148,13 +150,14 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
     checkpoint = ModelCheckpoint(dirpath=_checkpoint_dir(out_dir), filename="step{step:07d}",
                                  every_n_train_steps=cfg.trainer.checkpoint_every, save_last=True,
                                  save_top_k=1, auto_insert_metric_name=False)
+    interrupt = GracefulInterrupt()
     t = cfg.trainer
     trainer = L.Trainer(
         max_steps=t.max_steps, max_epochs=-1, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
         max_time={"minutes": t.max_minutes} if t.max_minutes else None,
         logger=[CSVLogger(out_dir, name="logs", version=""), TensorBoardLogger(out_dir, name="tensorboard", version="")],
-        callbacks=[checkpoint, *extra_callbacks], log_every_n_steps=t.log_every,
+        callbacks=[checkpoint, interrupt, *extra_callbacks], log_every_n_steps=t.log_every,
         plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
         enable_progress_bar=enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         deterministic=False)
@@ -176,6 +179,7 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
                "parameters": parameter_count(module.network), "checkpoint": str(final),
                "model": str(export), "loss_curve": str(plot) if plot else None, "last_metrics": metrics,
                "validation": validation_rows,
-               "validation_seconds": validation.seconds if validation is not None else 0.0}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+               "validation_seconds": validation.seconds if validation is not None else 0.0,
+               "interrupted_by": interrupt.received}
+    atomic_write_json(out_dir / "summary.json", summary)
     return summary

@@ -34,4 +34,8 @@ def run(args) -> int:
         losses = {k.split("/", 1)[1]: round(v, 4) for k, v in summary["last_metrics"].items()
                   if k.startswith("train/")}
         print(f"trained {summary['steps']} steps in {summary['seconds'] / 60:.1f} min; last losses {losses}")
+        if summary.get("interrupted_by"):
+            print(f"stopped early by {summary['interrupted_by']}: checkpoint, summary and EMA export are written; "
+                  "continue with --resume")
+            return 130 if summary["interrupted_by"] == "SIGINT" else 143
     return 0
