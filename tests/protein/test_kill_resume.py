@@ -59,7 +59,7 @@ def _check_killed_then_rerun(args_for, tmp_path: Path, seed: int, compare) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.soak)])
 def test_preprocess_killed_then_rerun(pdb_subset, tmp_path, seed):
     files = [str(p) for p in sorted(pdb_subset.glob("*.pdb.gz"))[:40]]
 
@@ -76,7 +76,7 @@ def test_preprocess_killed_then_rerun(pdb_subset, tmp_path, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.soak)])
 def test_sample_killed_then_rerun(tmp_path, seed):
     def compare(whole: Path, killed: Path):
         a, b = _visible_files(whole), _visible_files(killed)
