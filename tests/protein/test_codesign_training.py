@@ -65,8 +65,10 @@ def test_overfitting_one_chain_learns_its_geometry(trained_run):
                  "--steps", "200", "--out", str(samples), "--no-progress", "--no-gallery"]) == 0
     records = [json.loads(p.read_text()) for p in (samples / "records").glob("*.json")]
     assert len(records) == 2
+    # A random network puts consecutive CA atoms anywhere; the overfitted tiny model gets within
+    # 0.2 A of 3.80 (3.65-3.79 measured across package versions and thread settings).
     for record in records:
-        assert abs(record["ca_ca_mean"] - 3.80) < 0.1, record
+        assert abs(record["ca_ca_mean"] - 3.80) < 0.2, record
 
 
 @pytest.mark.slow
