@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from multiflow_gm.cli.arguments import length_range
+
 NAME = "benchmark"
 HELP = ("fold held-out native sequences and design sequences for their backbones; "
         "TM-score / RMSD and sequence recovery against ProteinMPNN")
@@ -12,17 +14,6 @@ HELP = ("fold held-out native sequences and design sequences for their backbones
 TASK_CHOICES = {"fold": ("fold",), "inverse-fold": ("inverse-fold",), "both": ("fold", "inverse-fold")}
 DEFAULT_DESIGNS = 4      # inverse folding: sequences per backbone
 DEFAULT_STRUCTURES = 1   # folding: structures per sequence
-
-
-def _length_range(text: str) -> tuple[int, int]:
-    low, _, high = text.partition("-")
-    try:
-        bounds = (int(low), int(high or low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN-MAX, e.g. 60-128, got {text!r}") from None
-    if bounds[0] < 2 or bounds[1] < bounds[0]:
-        raise argparse.ArgumentTypeError(f"invalid length range {text!r}")
-    return bounds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at most this many chains of the split, chosen at random with --seed")
     source.add_argument("--pdb", type=Path, nargs="+", metavar="FILE",
                         help="structure files (PDB / mmCIF, plain or gzipped); each protein chain is one target")
-    source.add_argument("--lengths", type=_length_range, metavar="MIN-MAX", help="keep chains of this many residues")
+    source.add_argument("--lengths", type=length_range, metavar="MIN-MAX", help="keep chains of this many residues")
     source.add_argument("--min-length", type=int, default=DEFAULT_MIN_CHAIN_LENGTH, metavar="N",
                         help="--pdb: fewest residues with N, CA, C and O for a chain to count (default "
                              f"{DEFAULT_MIN_CHAIN_LENGTH}, as in 'sample'; shorter chains are skipped as peptides)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from multiflow_gm.cli.arguments import length_range
+
 NAME = "evaluate"
 HELP = "Evaluate a directory of generated protein backbones (or a baseline) against a reference cache."
 EPILOG = """\
@@ -22,17 +24,6 @@ exit status:
   2  usage error (bad option, missing directory): no report
   3  report written; something was skipped or not computed (the summary line counts it)
 """
-
-
-def _length_range(text: str) -> tuple[int, int]:
-    low, _, high = text.partition("-")
-    try:
-        bounds = (int(low), int(high or low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN-MAX, e.g. 60-128, got {text!r}") from None
-    if bounds[0] < 2 or bounds[1] < bounds[0]:
-        raise argparse.ArgumentTypeError(f"invalid length range {text!r}")
-    return bounds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", choices=("native", "random-walk"),
                         help="evaluate this baseline instead of samples (needs no SAMPLES_DIR)")
     parser.add_argument("--num-samples", type=int, default=64, help="baseline chains to generate with --baseline")
-    parser.add_argument("--lengths", type=_length_range, default=(60, 128), metavar="MIN-MAX",
+    parser.add_argument("--lengths", type=length_range, default=(60, 128), metavar="MIN-MAX",
                         help="baseline length range with --baseline (reference lengths in this window)")
     parser.add_argument("--compare", default="native,random-walk",
                         help="baselines evaluated next to the samples, comma-separated, or 'none'")
