@@ -116,7 +116,9 @@ def main():
         "ctmc_1e4_positions_21_tokens": bench_ctmc(10_000, 21, args.steps, args.repeats),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    from multiflow_gm.atomic_files import atomic_write_text
+
+    atomic_write_text(args.out, json.dumps(result, indent=2))
     for name in ("flow_jump_superposition_1e5", "ctmc_1e4_positions_21_tokens"):
         r = result[name]
         print(f"{name:32s} {r['loop_steps_per_s']:8.1f} steps/s (bare {r['bare_steps_per_s']:8.1f}), "

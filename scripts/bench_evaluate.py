@@ -115,7 +115,9 @@ def main() -> None:
     text = json.dumps(result, indent=1)
     print(text)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(text + "\n")
+    from multiflow_gm.atomic_files import atomic_write_text
+
+    atomic_write_text(args.json, text + "\n")
 
 
 if __name__ == "__main__":

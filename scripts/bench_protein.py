@@ -203,7 +203,9 @@ def main():
     results["machine"]["load_average_end"] = os.getloadavg()
     results["speedups_vs_multiflow"] = _speedups(results["runs"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    from multiflow_gm.atomic_files import atomic_write_text
+
+    atomic_write_text(args.out, json.dumps(results, indent=2))
     print(json.dumps(results["speedups_vs_multiflow"], indent=2))
     print(f"wrote {args.out}")
 

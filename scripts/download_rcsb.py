@@ -117,7 +117,10 @@ def main() -> int:
                 print(f"{done}/{len(ids)} entries, {len(failures)} failed", flush=True)
     report = out / "download_failures.txt"
     if failures:
-        report.write_text("".join(f"{entry}\t{error}\n" for entry, error in sorted(failures.items())))
+        # Written to a temporary name and renamed, so an interrupted run never leaves half a report.
+        partial = report.with_name(f".{report.name}.tmp")
+        partial.write_text("".join(f"{entry}\t{error}\n" for entry, error in sorted(failures.items())))
+        os.replace(partial, report)
         print(f"{len(failures)} entries failed (listed in {report}); rerun to retry", file=sys.stderr)
         return 1
     report.unlink(missing_ok=True)

@@ -147,6 +147,7 @@ def main():
                                                         "model_ema.safetensors")
     args = parser.parse_args()
 
+    from multiflow_gm.atomic_files import atomic_write_bytes, atomic_write_text
     from multiflow_gm.protein.evaluation.reference import ReferenceSet
 
     weights = args.run / "model_ema.safetensors"
@@ -156,7 +157,7 @@ def main():
     if weights.stat().st_size > MAX_BYTES:
         raise SystemExit(f"{weights} is {weights.stat().st_size / 1e6:.1f} MB, over the 25 MB limit")
     ASSET.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, ASSET)
+    atomic_write_bytes(ASSET, weights.read_bytes())
     metrics = json.loads((args.report / "metrics.json").read_text())
     reference = ReferenceSet.from_cache(args.reference)
     extra = {"mpnn_nll_same_backbones": random_sequence_nll(args.samples, reference.composition),
@@ -182,10 +183,10 @@ def main():
     heldout, heldout_before = (_benchmark_summary(p) for p in (args.heldout, args.heldout_before))
     before = table_column(BEFORE_TABLE.read_text()) if BEFORE_TABLE.is_file() else None
     targets = targets_markdown(target_rows(table_column("| metric |" + table), before, heldout, heldout_before))
-    (RESULTS / "targets.md").write_text(targets + "\n")
-    (RESULTS / "extra_checks.json").write_text(json.dumps(extra, indent=2))
-    (RESULTS / "evaluation_table.md").write_text("| metric |" + table + "\n")
-    CARD.write_text(render_card(args, metrics, extra, run_summary, "| metric |" + table, targets))
+    atomic_write_text(RESULTS / "targets.md", targets + "\n")
+    atomic_write_text(RESULTS / "extra_checks.json", json.dumps(extra, indent=2))
+    atomic_write_text(RESULTS / "evaluation_table.md", "| metric |" + table + "\n")
+    atomic_write_text(CARD, render_card(args, metrics, extra, run_summary, "| metric |" + table, targets))
     print(f"wrote {ASSET} ({ASSET.stat().st_size / 1e6:.1f} MB), {CARD} and {RESULTS}")
 
 
