@@ -21,6 +21,7 @@ from multiflow_gm.protein import residue_constants as rc
 from multiflow_gm.protein.geometry import backbone_from_frames
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 from multiflow_gm.protein.pdb_writer import write_backbone_pdb
+from multiflow_gm.protein.seeding import seeded_generator
 
 
 @dataclass
@@ -37,8 +38,7 @@ class SampleJob:
 
 
 def _chunk_generator(seed: int, length: int, chunk: int, device) -> torch.Generator:
-    state = np.random.SeedSequence([seed, length, chunk]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
+    return seeded_generator(seed, length, chunk, device=device)
 
 
 def sample_name(length: int, index: int) -> str:

@@ -28,14 +28,14 @@ import torch
 from multiflow_gm.protein.data.batching import collate_chains
 from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.dataset import ProteinChainDataset
+from multiflow_gm.protein.evaluation.geometry_metrics import CA_CA_WINDOW, CLASH_DISTANCE
 from multiflow_gm.protein.geometry import backbone_from_frames
 from multiflow_gm.protein.losses import LossConfig, codesign_losses
 from multiflow_gm.protein.process import NUM_TYPES, CoDesignProcess
 from multiflow_gm.protein.residue_constants import indices_to_sequence
+from multiflow_gm.protein.seeding import seeded_generator
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 
-CLASH_DISTANCE_A = 3.0      # non-adjacent CA atoms closer than this overlap (as in `evaluate`)
-CA_CA_WINDOW_A = (3.6, 4.0)  # consecutive CA-CA outside this is a distorted bond
 
 
 @dataclass
@@ -62,13 +62,12 @@ def clash_fraction(ca: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     d = torch.cdist(ca.float(), ca.float())
     idx = torch.arange(ca.shape[1], device=ca.device)
     pair = (mask[:, :, None] & mask[:, None, :] & ((idx[:, None] - idx[None, :]).abs() >= 2))
-    clashing = ((d < CLASH_DISTANCE_A) & pair).any(-1) & mask
+    clashing = ((d < CLASH_DISTANCE) & pair).any(-1) & mask
     return clashing.float().sum(-1) / mask.float().sum(-1).clamp_min(1)
 
 
 def _generator(seed: int, *salt: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, *salt]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+    return seeded_generator(seed, *salt)
 
 
 @dataclass
@@ -155,7 +154,7 @@ def codesign_metrics(network, process: CoDesignProcess, cfg: ValidationConfig,
     atoms = backbone_from_frames(drawn["rotations"], drawn["translations"], mask)[..., :4, :].double().numpy()
     ca = drawn["translations"]
     bonds = (ca[:, 1:] - ca[:, :-1]).norm(dim=-1)
-    outside = (bonds < CA_CA_WINDOW_A[0]) | (bonds > CA_CA_WINDOW_A[1])
+    outside = (bonds < CA_CA_WINDOW[0]) | (bonds > CA_CA_WINDOW[1])
     out = {"codesign_clash": float(clash_fraction(ca, mask).mean()),
            "codesign_ca_ca_outside": float(outside.float().mean())}
     if dssp_available():

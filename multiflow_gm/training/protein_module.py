@@ -10,7 +10,6 @@ skipped and counted (all ranks agree before stepping).
 from __future__ import annotations
 
 import lightning as L
-import numpy as np
 import torch
 
 from multiflow_gm.config import from_dict, to_dict
@@ -18,6 +17,7 @@ from multiflow_gm.core import so3
 from multiflow_gm.protein.losses import codesign_losses
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.process import NUM_TYPES, CoDesignProcess
+from multiflow_gm.protein.seeding import seeded_generator
 from multiflow_gm.training.ema import EMA
 from multiflow_gm.training.protein_config import TrainConfig
 from multiflow_gm.training.step_sampler import BatchCounter
@@ -26,8 +26,7 @@ TIME_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+    return seeded_generator(seed, step, rank)
 
 
 class CoDesignModule(L.LightningModule):

@@ -25,11 +25,11 @@ from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.distill import designed_path, load_designs
 from multiflow_gm.core.spaces import so3
 from multiflow_gm.protein.geometry import frames_from_backbone
+from multiflow_gm.protein.seeding import seeded_generator
 
 
 def _augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+    return seeded_generator(seed, epoch, index)
 
 
 def _sequence_generator(seed: int, epoch: int, index: int) -> np.random.Generator:

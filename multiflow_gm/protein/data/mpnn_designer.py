@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from multiflow_gm.protein.seeding import seed_from
+
 MPNN_UNKNOWN = 20  # index of X in ProteinMPNN's alphabet
 
 
@@ -30,7 +32,7 @@ def chain_seed(seed: int, name: str, k: int) -> int:
     """63-bit seed of design ``k`` of chain ``name`` (stable across runs and platforms)."""
     digest = hashlib.sha256(name.encode()).digest()
     entropy = [int(seed), int.from_bytes(digest[:8], "little"), int(k)]
-    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]) & ((1 << 63) - 1)
+    return seed_from(*entropy)
 
 
 class SequenceDesigner:

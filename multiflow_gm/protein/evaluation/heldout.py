@@ -33,6 +33,7 @@ import torch
 from multiflow_gm.protein import residue_constants as rc
 from multiflow_gm.protein.evaluation.alignment import align_pairs, tm_align
 from multiflow_gm.protein.evaluation.designability import kabsch_rmsd
+from multiflow_gm.protein.seeding import seeded_generator
 
 TASKS = ("fold", "inverse-fold")
 TM_FOLDED = 0.5  # TM-score above which two structures share a fold
@@ -117,8 +118,7 @@ def native_frames(atoms: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 def chain_generator(seed: int, name: str, task: str, device) -> torch.Generator:
     """Generator seeded by (seed, chain name, task): a chain's draws do not depend on the other chains."""
     words = [seed, zlib.crc32(name.encode()), TASKS.index(task)]
-    state = np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
+    return seeded_generator(*words, device=device)
 
 
 def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Sequence[str] = TASKS,
