@@ -4,6 +4,7 @@ its validation outcomes.
     python scripts/recipe_study.py run ARM [ARM ...] --data cache/all   # train (resumes a killed arm)
     python scripts/recipe_study.py evaluate [ARM ...] --samples 8       # same outcome check for all
     python scripts/recipe_study.py table                                # results/recipe_study/
+    python scripts/recipe_study.py --study configs/protein/recipe_study_round2.yaml run ...  # another study
 
 Every arm is the study's base config plus its overrides, with the same data, seed,
 validation chains and step budget; each trains with the thread count of the study
@@ -43,6 +44,8 @@ def load_study(path: Path = STUDY) -> dict:
     for key in ("base_config", "common", "arms", "runs_dir"):
         if key not in study:
             raise SystemExit(f"{path}: missing key {key!r}")
+    study.setdefault("results_dir", "results/recipe_study")
+    study["path"] = path
     return study
 
 
@@ -69,7 +72,7 @@ def run_arms(study: dict, names: list[str], data: str) -> None:
 EVAL_FILE = "final_eval.json"
 
 
-def evaluate_model(model: Path, data: str, samples: int, out: Path) -> dict:
+def evaluate_model(model: Path, data: str, samples: int, out: Path, study: dict) -> dict:
     """Validation metrics of an exported model with the study's validation settings."""
     import dataclasses
 
@@ -82,7 +85,6 @@ def evaluate_model(model: Path, data: str, samples: int, out: Path) -> dict:
     from multiflow_gm.training.protein_trainer import training_chains
 
     torch.set_num_threads(1)
-    study = load_study()
     cfg = load_config(TrainConfig, ROOT / study["base_config"], [])
     vcfg = dataclasses.replace(cfg.validation, codesign_samples=samples)
     network, _, model_cfg, _ = load_codesign(model)
@@ -104,7 +106,7 @@ def evaluate_arms(study: dict, names: list[str], data: str, samples: int) -> Non
     for name, model, out in targets:
         if out.is_file() or not model.is_file():
             continue
-        metrics = evaluate_model(model, data, samples, out)
+        metrics = evaluate_model(model, data, samples, out, study)
         print(name, json.dumps({k: round(v, 3) for k, v in metrics.items()}), flush=True)
 
 
@@ -178,6 +180,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", type=Path, default=STUDY, help="the study file (default %(default)s)")
     sub = parser.add_subparsers(dest="action", required=True)
     run = sub.add_parser("run", help="train arms (resuming any that were interrupted)")
     run.add_argument("arms", nargs="+")
@@ -186,9 +189,9 @@ def main(argv=None) -> int:
     evaluate.add_argument("arms", nargs="*")
     evaluate.add_argument("--data", default="cache/all")
     evaluate.add_argument("--samples", type=int, default=8, help="co-designs per model")
-    sub.add_parser("table", help="write results/recipe_study/{table.md,table.json,arms.png}")
+    sub.add_parser("table", help="write RESULTS_DIR/{table.md,table.json,arms.png} (results/recipe_study by default)")
     args = parser.parse_args(argv)
-    study = load_study()
+    study = load_study(args.study.resolve())
     if args.action == "run":
         run_arms(study, args.arms, args.data)
         return 0
@@ -196,7 +199,7 @@ def main(argv=None) -> int:
         evaluate_arms(study, args.arms, args.data, args.samples)
         return 0
     rows = collect(study)
-    out = ROOT / "results" / "recipe_study"
+    out = ROOT / study["results_dir"]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "table.md", render(rows, study).encode())
     atomic_write_bytes(out / "table.json", (json.dumps(rows, indent=1) + "\n").encode())

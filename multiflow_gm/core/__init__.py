@@ -8,7 +8,7 @@ proteins or images.
 
 from multiflow_gm.core.dynamics import CTMCStep, DiffusionStep, FlowStep, JumpStep, X1FlowStep
 from multiflow_gm.core.landing import (BinnedLanding, GaussianKernelLanding, JumpParams,
-                                       MixtureLanding, RotationGridLanding)
+                                       MixtureLanding)
 from multiflow_gm.core.paths import (AffineGaussianPath, CondOTPath, GeodesicSO3Path,
                                      IsotropicSO3Path, MixtureTokenPath)
 from multiflow_gm.core.sampler import Component, SimulationResult, simulate
@@ -22,6 +22,6 @@ __all__ = [
     "CosineScheduler", "DiffusionStep", "EuclideanSpace", "ExponentialRateScheduler", "FlowStep",
     "GaussianKernelLanding", "GeodesicSO3Path", "IsotropicSO3Path", "JumpParams", "JumpStep",
     "LinearScheduler", "MixtureLanding", "MixtureTokenPath", "PolynomialScheduler",
-    "RotationGridLanding", "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler", "X1FlowStep",
+    "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler", "X1FlowStep",
     "make_scheduler", "simulate", "so3", "time_grid",
 ]

@@ -29,6 +29,14 @@ class FlowStep:
     def step(self, x, velocity, t, h, weight, generator=None, is_last=False):
         return self.space.exp_map(x, (h * weight) * velocity)
 
+    def velocity(self, x, velocity, t):
+        """The velocity this step's parameter stands for (it is one)."""
+        return velocity
+
+    def parameter(self, x, velocity, t):
+        """The parameter that makes :meth:`step` move along ``velocity``."""
+        return velocity
+
 
 @dataclass
 class X1FlowStep:
@@ -51,6 +59,19 @@ class X1FlowStep:
         later = 1.0 - float(self.scheduler(torch.as_tensor(t + h, dtype=torch.float64)).alpha)
         fraction = 1.0 if now <= 0.0 else 1.0 - (max(later, 0.0) / now) ** weight
         return self.space.exp_map(x, fraction * self.space.log_map(x, x1_hat))
+
+    def _rate(self, t) -> float:
+        """``alpha' / (1 - alpha)`` at ``t``: the velocity per unit of ``log_x(x1_hat)``."""
+        s = self.scheduler(torch.as_tensor(t, dtype=torch.float64))
+        return float(s.d_alpha) / max(1.0 - float(s.alpha), 1e-12)
+
+    def velocity(self, x, x1_hat, t):
+        """The velocity ``alpha'/(1 - alpha) log_x(x1_hat)`` that a clean-sample prediction implies."""
+        return self._rate(t) * self.space.log_map(x, x1_hat)
+
+    def parameter(self, x, velocity, t):
+        """The clean sample whose implied velocity at ``(x, t)`` is ``velocity``."""
+        return self.space.exp_map(x, velocity / self._rate(t))
 
 
 @dataclass

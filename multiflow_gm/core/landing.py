@@ -74,20 +74,3 @@ class MixtureLanding:
     def sample_at(self, where, generator=None):
         component = _categorical(self.weights[where], generator)
         return self.draw(where, component, generator)
-
-
-@dataclass
-class RotationGridLanding:
-    """Landing on ``r g_k`` for a fixed grid of relative rotations ``grid [G, 3, 3]``.
-
-    ``base`` ``[*entries, 3, 3]`` is the current rotation; ``probs`` ``[*entries, G]``. Using
-    relative rotations keeps the law SE(3)-equivariant when ``probs`` are invariant.
-    """
-
-    base: torch.Tensor
-    grid: torch.Tensor
-    probs: torch.Tensor
-
-    def sample_at(self, where, generator=None):
-        idx = _categorical(self.probs[where], generator)
-        return self.base[where] @ self.grid[idx]

@@ -138,23 +138,33 @@ def _is_euclidean_flow(comp: Component) -> bool:
 
 
 def _heun_corrected(generator_fn, x, t, h, params, components, grids, i):
-    """Replace Euclidean flow velocities by the average of the two Heun evaluations."""
+    """Replace Euclidean flow parameters by the average of the two Heun velocity evaluations.
+
+    A flow step's parameter may be a velocity (``FlowStep``) or a clean-sample prediction
+    (``X1FlowStep``); the average is taken over the velocities they imply and turned back
+    into the step's own parameter at the left end.
+    """
     heun_names = [n for n, c in components.items() if _is_euclidean_flow(c)]
     if not heun_names:
         return params
-    predicted = dict(x)
-    for name in heun_names:
-        w = components[name].weights_at(float(t[name]))["flow"]
-        predicted[name] = x[name] + (h[name] * w) * params[name]["flow"]
     t_next = {name: g[i + 1] for name, g in grids.items()}
+    predicted, velocity = dict(x), {}
+    for name in heun_names:
+        flow = components[name].dynamics["flow"]
+        w = components[name].weights_at(float(t[name]))["flow"]
+        velocity[name] = flow.velocity(x[name], params[name]["flow"], t[name])
+        predicted[name] = x[name] + (h[name] * w) * velocity[name]
     params2 = generator_fn(predicted, t_next)
     corrected = {name: dict(p) for name, p in params.items()}
     for name in heun_names:
+        flow = components[name].dynamics["flow"]
         w_now = components[name].weights_at(float(t[name]))["flow"]
         w_next = components[name].weights_at(float(t_next[name]))["flow"]
         # The flow step multiplies by w(t); rescale so the step uses (w u)(t) and (w u)(t+h).
         ratio = w_next / w_now if w_now > 0 else 1.0
-        corrected[name]["flow"] = 0.5 * (params[name]["flow"] + ratio * params2[name]["flow"])
+        velocity_next = flow.velocity(predicted[name], params2[name]["flow"], t_next[name])
+        average = 0.5 * (velocity[name] + ratio * velocity_next)
+        corrected[name]["flow"] = flow.parameter(x[name], average, t[name])
     return corrected
 
 

@@ -22,6 +22,7 @@ import torch
 
 from multiflow_gm.core import (CondOTPath, ExponentialRateScheduler, GeodesicSO3Path, IsotropicSO3Path,
                                LinearScheduler, MixtureTokenPath, so3)
+from multiflow_gm.core.paths.so3_isotropic import KAPPA_MAX_LIMIT
 from multiflow_gm.protein.noise_pairing import pair_noise
 
 NUM_TYPES = 20
@@ -58,6 +59,9 @@ class ProcessConfig:
     def __post_init__(self):
         if not 0.0 <= self.min_t < 1.0:
             raise ValueError(f"process.min_t must lie in [0, 1); got {self.min_t}")
+        if not 0 < self.isotropic_kappa_max <= KAPPA_MAX_LIMIT:
+            raise ValueError(f"process.isotropic_kappa_max must lie in (0, {KAPPA_MAX_LIMIT:g}]; "
+                             f"got {self.isotropic_kappa_max}")
         if self.so3_jump and self.rotation_path != "isotropic":
             raise ValueError("process.so3_jump needs process.rotation_path: isotropic "
                              "(flow and jump must generate the same marginals to superpose)")

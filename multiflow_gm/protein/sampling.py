@@ -14,9 +14,10 @@ from typing import Literal
 import torch
 
 from multiflow_gm.core import (Component, CTMCStep, EuclideanSpace, FlowStep, JumpParams, JumpStep,
-                               LinearScheduler, RotationGridLanding, SO3Space, X1FlowStep, simulate,
+                               LinearScheduler, SO3Space, X1FlowStep, simulate,
                                so3, time_grid)
 from multiflow_gm.core.paths.so3_isotropic import IsotropicSO3Path
+from multiflow_gm.errors import UserError
 from multiflow_gm.protein.process import MASK, NUM_TYPES, CoDesignProcess, centre
 
 MODES = ("codesign", "fold", "inverse-fold")
@@ -42,8 +43,13 @@ class SamplingConfig:
             raise ValueError(f"sampling.temperature must be > 0; got {self.temperature}")
 
 
-class _PluginLanding:
-    """Landing law of the isotropic path around the predicted clean rotation."""
+class _LandingAroundPrediction:
+    """The isotropic path's landing law around the predicted clean rotation.
+
+    Given the clean rotation the landing law is exact and continuous (its angle law depends
+    only on ``kappa_t``, its axis is uniform), so it resolves the landings at every t and is
+    equivariant: rotating the input rotates the prediction and every landing with it.
+    """
 
     def __init__(self, path: IsotropicSO3Path, r1_hat: torch.Tensor, t):
         self.path, self.r1_hat, self.t = path, r1_hat, t
@@ -52,13 +58,25 @@ class _PluginLanding:
         return self.path.sample_landing(self.r1_hat[where], self.t, generator=generator)
 
 
+def check_jump_support(network, process: CoDesignProcess, cfg: SamplingConfig) -> None:
+    """Refuse an SO(3) jump weight the model cannot honour (never sample silently without it)."""
+    if cfg.so3_jump_weight <= 0:
+        return
+    if not isinstance(process.rotations, IsotropicSO3Path):
+        raise UserError(f"--so3-jump-weight {cfg.so3_jump_weight:g} needs a model trained on the isotropic "
+                        "rotation path (process.rotation_path: isotropic); this model uses the "
+                        f"{process.cfg.rotation_path} path, whose marginals no jump generates")
+    if cfg.so3_jump_source == "head" and not network.cfg.so3_jump_head:
+        raise UserError("an SO(3) jump with so3_jump_source 'head' needs a model trained with the jump head "
+                        "(model.so3_jump_head: true); use --so3-jump-source plugin for the closed-form jump "
+                        "of this isotropic-path model")
+
+
 def _components(process: CoDesignProcess, cfg: SamplingConfig) -> dict[str, Component]:
     rotation_kinds = {}
     if isinstance(process.rotations, IsotropicSO3Path):
         rotation_kinds["flow"] = FlowStep(SO3Space())
     else:
-        if cfg.so3_jump_weight > 0:
-            raise ValueError("an SO(3) jump needs a model trained with rotation_path: isotropic")
         rotation_kinds["flow"] = X1FlowStep(SO3Space(), process.rotation_sampling_scheduler)
     weights = None
     if cfg.so3_jump_weight > 0:
@@ -88,8 +106,7 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
         raise ValueError("fold mode needs a sequence of the requested length")
     if mode == "inverse-fold" and backbone is None:
         raise ValueError("inverse-fold mode needs a backbone")
-    if cfg.so3_jump_weight > 0 and cfg.so3_jump_source == "head" and not network.cfg.so3_jump_head:
-        raise ValueError("so3_jump_source 'head' needs a network trained with an SO(3) jump head")
+    check_jump_support(network, process, cfg)
     mask = torch.ones(num, length, dtype=torch.bool, device=device)
     residue_index = torch.arange(length, device=device).expand(num, length)
     scale = process.cfg.translation_scale
@@ -108,9 +125,6 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
     grids = {"trans": fixed if mode == "inverse-fold" else grid,
              "rot": fixed if mode == "inverse-fold" else grid,
              "seq": fixed if mode == "fold" else grid}
-    grid_landing = None
-    if cfg.so3_jump_weight > 0 and cfg.so3_jump_source == "head":
-        grid_landing = so3.super_fibonacci_grid(network.cfg.so3_jump_grid, device=device)
     previous = {}
 
     def generator_fn(x, t):
@@ -127,7 +141,7 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
         if isinstance(process.rotations, IsotropicSO3Path):
             rot_params["flow"] = process.rotations.velocity(x["rot"], pred["rotations"], t["rot"])
         if cfg.so3_jump_weight > 0:
-            rot_params["jump"] = _rotation_jump(process, cfg, pred, x["rot"], t["rot"], grid_landing)
+            rot_params["jump"] = _rotation_jump(process, cfg, pred, x["rot"], t["rot"])
         return {"trans": {"flow": centre(pred["translations"], mask)}, "rot": rot_params,
                 "seq": {"ctmc": process.sequence.rates(x["seq"], probs, t["seq"], cfg.eta).float()}}
 
@@ -137,10 +151,10 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
     return {"rotations": state["rot"], "translations": state["trans"] / scale, "aatype": state["seq"]}
 
 
-def _rotation_jump(process, cfg, pred, rot, t, grid):
-    if cfg.so3_jump_source == "head":
-        probs = torch.softmax(pred["jump_logits"], -1)
-        return JumpParams(pred["jump_intensity"], RotationGridLanding(rot, grid.to(rot.dtype), probs))
+def _rotation_jump(process, cfg, pred, rot, t):
+    """Jump parameters: the head's learned intensity, or the closed form at the prediction (plug-in)."""
     path = process.rotations
-    return JumpParams(path.jump_intensity(rot, pred["rotations"], t).to(rot.dtype),
-                      _PluginLanding(path, pred["rotations"], t))
+    landing = _LandingAroundPrediction(path, pred["rotations"], t)
+    if cfg.so3_jump_source == "head":
+        return JumpParams(pred["jump_intensity"].to(rot.dtype), landing)
+    return JumpParams(path.jump_intensity(rot, pred["rotations"], t).to(rot.dtype), landing)

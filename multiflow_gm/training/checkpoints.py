@@ -61,7 +61,7 @@ def load_codesign(path: str | Path, device="cpu"):
     """
     from multiflow_gm.protein.model.network import CoDesignNetwork
     from multiflow_gm.protein.process import CoDesignProcess
-    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein_config import TrainConfig, without_retired_keys
 
     path = Path(path)
     if not path.is_file():
@@ -82,7 +82,7 @@ def load_codesign(path: str | Path, device="cpu"):
         config = ckpt["hyper_parameters"]["config"]
         weights = ckpt["multiflow_gm"]["ema"]["shadow"]
         info = {"global_step": ckpt.get("global_step")}
-    cfg = from_dict(TrainConfig, config)
+    cfg = from_dict(TrainConfig, without_retired_keys(config))
     network = CoDesignNetwork(cfg.model)
     missing, unexpected = network.load_state_dict(weights, strict=False)
     if missing or unexpected:

@@ -13,13 +13,12 @@ import lightning as L
 import torch
 
 from multiflow_gm.config import from_dict, to_dict
-from multiflow_gm.core import so3
 from multiflow_gm.protein.losses import codesign_losses
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.process import NUM_TYPES, CoDesignProcess
 from multiflow_gm.protein.seeding import seeded_generator
 from multiflow_gm.training.ema import EMA
-from multiflow_gm.training.protein_config import TrainConfig
+from multiflow_gm.training.protein_config import TrainConfig, without_retired_keys
 from multiflow_gm.training.step_sampler import BatchCounter
 
 TIME_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -33,18 +32,13 @@ class CoDesignModule(L.LightningModule):
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters({"config": config})
-        self.cfg: TrainConfig = from_dict(TrainConfig, config)
+        self.cfg: TrainConfig = from_dict(TrainConfig, without_retired_keys(config))
         self.network = CoDesignNetwork(self.cfg.model)
         self.process = CoDesignProcess(self.cfg.process)
         self.ema = EMA(self.network, self.cfg.optim.ema_decay)
         self.counter = BatchCounter()
         self.skipped_batches = 0
         self.automatic_optimization = False
-        if self.cfg.model.so3_jump_head:
-            self.register_buffer("jump_grid", so3.super_fibonacci_grid(self.cfg.model.so3_jump_grid),
-                                 persistent=False)
-        else:
-            self.jump_grid = None
 
     # -- forward pieces ---------------------------------------------------------------
     def _network_inputs(self, noisy, sc=None):
@@ -65,7 +59,7 @@ class CoDesignModule(L.LightningModule):
                 first = self.network(**self._network_inputs(noisy))
             sc = (first["translations"].detach(), torch.softmax(first["logits"][..., :NUM_TYPES], -1).detach())
         pred = self.network(**self._network_inputs(noisy, sc))
-        losses = codesign_losses(self.process, noisy, pred, self.cfg.loss, self.jump_grid, generator)
+        losses = codesign_losses(self.process, noisy, pred, self.cfg.loss)
         return losses, t_struct, task
 
     # -- training -----------------------------------------------------------------------

@@ -88,6 +88,10 @@ def _validation_callback(cfg: TrainConfig, cache_dir: Path, out_dir: Path):
     return ValidationCallback(ValidationSet.from_cache(chains, cfg.validation), out_dir)
 
 
+# Heads a config may add on top of a trained trunk (they start from their initialisation).
+OPTIONAL_HEADS = ("jump_intensity.",)
+
+
 def _initialise_from(module: CoDesignModule, path: str) -> None:
     """Load exported weights into the network and restart the EMA from them."""
     from safetensors.torch import load_file
@@ -96,9 +100,14 @@ def _initialise_from(module: CoDesignModule, path: str) -> None:
         raise ConfigError(f"init_from: no such file {path}")
     weights = load_file(path)
     missing, unexpected = module.network.load_state_dict(weights, strict=False)
+    new_heads = [key for key in missing if key.startswith(OPTIONAL_HEADS)]
+    missing = [key for key in missing if key not in new_heads]
     if missing or unexpected:
         raise ConfigError(f"init_from {path}: weights do not match model (missing {missing[:3]}, "
                           f"unexpected {unexpected[:3]})")
+    if new_heads:
+        print(f"init_from: {len(new_heads)} tensors of heads the source model lacks start fresh "
+              f"({', '.join(sorted({k.split('.')[0] for k in new_heads}))})")
     module.ema = EMA(module.network, module.cfg.optim.ema_decay, warmup=False)
 
 

@@ -17,6 +17,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     parser.add_argument("--max-chains", type=int, default=None, metavar="N",
                         help="only the first N chains of metadata.csv")
+    parser.add_argument("--min-length", type=int, default=None, help="skip chains shorter than this (residues)")
+    parser.add_argument("--max-length", type=int, default=None, help="skip chains longer than this (residues)")
+    parser.add_argument("--split", default=None, choices=("train", "val", "test"),
+                        help="only chains of this split of splits.csv (training draws only 'train')")
     parser.add_argument("--residue-budget", type=int, default=4096,
                         help="chains x K x longest length per ProteinMPNN call (default 4096)")
     parser.add_argument("--device", default="cpu", help="torch device for ProteinMPNN (default cpu)")
@@ -29,7 +33,8 @@ def run(args) -> int:
     settings = DistillSettings(num_sequences=args.num_sequences, temperature=args.temperature, seed=args.seed)
     report = run_distill(args.cache, settings, workers=args.workers, threads=args.threads,
                          max_chains=args.max_chains, residue_budget=args.residue_budget, device=args.device,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, min_length=args.min_length,
+                         max_length=args.max_length, split=args.split)
     for line in report.summary_lines():
         print(line)
     return 0 if report.designed + report.cached else 1

@@ -98,6 +98,7 @@ def run(args) -> int:
 
     from multiflow_gm.errors import MissingResourceError, UserError
     from multiflow_gm.protein.sample_writer import SampleJob, run_sampling
+    from multiflow_gm.protein.sampling import check_jump_support
     from multiflow_gm.training.checkpoints import load_codesign
 
     if args.threads > 0:
@@ -117,6 +118,7 @@ def run(args) -> int:
         sampling = _sampling_config(cfg.sampling, args)
     except ValueError as err:
         raise UserError(str(err)) from None
+    check_jump_support(network, process, sampling)
     job = SampleJob(lengths=lengths, num=args.num, out=args.out, mode=args.mode, seed=args.seed,
                     batch_size=args.batch_size, sequence=sequence, backbone=backbone, device=args.device)
     print(f"model {ckpt} | mode {args.mode} | {args.num} x lengths {lengths} | {sampling.num_steps} steps")

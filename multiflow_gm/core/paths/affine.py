@@ -97,8 +97,12 @@ class AffineGaussianPath:
         return self.jump_kernel(x1, t).sample(generator)
 
     def atom_log_likelihood(self, x: torch.Tensor, atoms: torch.Tensor, t) -> torch.Tensor:
-        """``log p_t(x_n | z_k)`` up to terms free of k, ``[N, K]``, for ``x [N, ...]``, ``atoms [K, ...]``."""
-        s = self.scheduler(as_time(t, x))
+        """``log p_t(x_n | z_k)`` up to terms free of k, ``[N, K]``, for ``x [N, ...]``, ``atoms [K, ...]``.
+
+        ``t`` is a scalar or one time per row of ``x`` (``[N]``).
+        """
+        time = as_time(t, x)
+        s = self.scheduler(time[:, None] if time.dim() == 1 else time)
         xf, zf = x.reshape(x.shape[0], -1), atoms.reshape(atoms.shape[0], -1).to(x.dtype)
         # Expanding ||x - alpha z||^2 makes this one matrix product.
         return (s.alpha * (xf @ zf.T) - 0.5 * s.alpha ** 2 * (zf ** 2).sum(-1)) / s.sigma ** 2

@@ -109,7 +109,16 @@ class MixtureTokenPath:
         return self.rates(x, F.one_hot(x1, self.num_tokens).double(), t, eta)
 
     def atom_log_likelihood(self, x: torch.Tensor, atoms: torch.Tensor, t) -> torch.Tensor:
-        """``log p_t(x_n | z_k)`` summed over positions, ``[N, K]`` for ``x [N, n]``, ``atoms [K, n]``."""
+        """``log p_t(x_n | z_k)`` summed over positions, ``[N, K]`` for ``x [N, n]``, ``atoms [K, n]``.
+
+        ``t`` is a scalar or one time per row of ``x`` (``[N]``).
+        """
+        if isinstance(t, torch.Tensor) and t.dim() == 1:
+            out = torch.empty(x.shape[0], atoms.shape[0], dtype=torch.float64, device=x.device)
+            for value in t.unique():  # one table per distinct time
+                rows = t == value
+                out[rows] = self.atom_log_likelihood(x[rows], atoms, value)
+            return out
         log_probs = torch.log(self.conditional_probs(atoms, t).clamp_min(1e-300))   # [K, n, S]
         # Picking log p(x_i | z_k,i) and summing over i is one product with the one-hot state.
         onehot = F.one_hot(x, self.space.size).to(torch.float64).flatten(1)      # [N, n*S]

@@ -6,13 +6,16 @@ where ``theta`` is the angle of ``r_1^T r`` (the isotropic matrix-Fisher law,
 grows from 0 (uniform prior) to ``kappa_max`` (angular spread about
 ``1/sqrt(2 kappa_max)`` rad). ``Z(k) = e^{-2k} (I_0(2k) - I_1(2k))`` in closed form.
 
-Two generators produce the same marginals, so they superpose (SPEC §1):
+Two generators produce the same marginals, so any convex combination of them does too:
 
 * jump: ``lambda = [-d/dt log p]_+ = kappa' [2(1 - cos theta) + d log Z/d kappa]_+``,
   landing angle law ``∝ [2(cos theta - 1) - d log Z/d kappa]_+ p(theta) (1 - cos theta)``
   around ``r_1`` with a uniform axis (drawn exactly by a 1-D inverse CDF);
 * flow: radial velocity ``d theta/dt = -(d/dt F_t(theta)) / m_t(theta)`` where ``m`` is the
-  angle density and ``F`` its CDF (continuity equation in the angle).
+  angle density and ``F`` its CDF (continuity equation in the angle), integrated per angle
+  from whichever side keeps the ratio ``m(phi) / m(theta)`` bounded (see
+  :func:`radial_speed_per_kappa`), so it stays finite and accurate far from ``r_1`` at any
+  ``kappa``.
 
 Angle tables are computed once per distinct ``kappa`` (a scalar time costs one
 table however large the batch) on a uniform grid and read with gathers.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from multiflow_gm.core.paths.common import as_time, expand_time, rotation_atom_log_likelihood
@@ -43,6 +47,11 @@ def d_log_normaliser(kappa: torch.Tensor) -> torch.Tensor:
     return 2 * (2 * i1 - 2 * i0 + i1 / x) / (i0 - i1)
 
 
+# The angle tables use ``grid_size`` points up to where the density has fallen by exp(-60);
+# at kappa = 1000 (spread 0.022 rad) that still puts about 60 points inside one spread.
+KAPPA_MAX_LIMIT = 1000.0
+
+
 @dataclass
 class IsotropicSO3Path:
     """Matrix-Fisher concentration path; ``t`` scalar or per-example ``[B]``."""
@@ -53,8 +62,8 @@ class IsotropicSO3Path:
     event_dims = 2
 
     def __post_init__(self):
-        if self.kappa_max <= 0:
-            raise ValueError(f"kappa_max must be > 0; got {self.kappa_max}")
+        if not 0 < self.kappa_max <= KAPPA_MAX_LIMIT:
+            raise ValueError(f"kappa_max must lie in (0, {KAPPA_MAX_LIMIT:g}]; got {self.kappa_max}")
 
     def kappa(self, t, r):
         """``(kappa_t, d kappa_t / dt)`` in float64, broadcastable to the batch shape of ``r``."""
@@ -82,6 +91,11 @@ class IsotropicSO3Path:
     def jump_intensity(self, r, r1, t):
         return (-self.dt_log_prob(r, r1, t)).clamp_min(0)
 
+    @staticmethod
+    def support_reach(kappa: torch.Tensor) -> torch.Tensor:
+        """Angle beyond which the density is below exp(-60) of its value at 0 (pi for small kappa)."""
+        return torch.arccos((1 - _TAIL_EXPONENT / (2 * kappa.clamp_min(1e-12))).clamp(-1, 1))
+
     def landing_cutoff(self, kappa: torch.Tensor) -> torch.Tensor:
         """Largest landing angle: where ``d/dt log p`` changes sign, ``2 (1 - cos) = -dlogZ``."""
         return torch.arccos((1 + 0.5 * d_log_normaliser(kappa)).clamp(-1, 1))
@@ -99,7 +113,7 @@ class IsotropicSO3Path:
     def sample(self, r1: torch.Tensor, t, generator=None) -> torch.Tensor:
         """Draw ``r_t ~ p_t(. | r_1)``."""
         kappa, _ = self.kappa(t, r1)
-        upper = torch.full_like(kappa, math.pi)
+        upper = self.support_reach(kappa)
         grid = self._grid(upper)
         dens = torch.exp(2 * kappa[..., None] * (torch.cos(grid) - 1)) * (1 - torch.cos(grid))
         theta = _draw_angles(dens, upper, r1.shape[:-2], generator)
@@ -116,22 +130,9 @@ class IsotropicSO3Path:
     def velocity(self, r: torch.Tensor, r1: torch.Tensor, t) -> torch.Tensor:
         """Body-frame radial velocity ``[..., 3]`` that generates the same marginals."""
         kappa, d_kappa = self.kappa(t, r)
-        upper = torch.full_like(kappa, math.pi)
-        grid = self._grid(upper)
-        cos = torch.cos(grid)
-        k = kappa[..., None]
-        m = torch.exp(2 * k * (cos - 1) - log_normaliser(k)) * (1 - cos) / math.pi
-        dm_dkappa = m * (2 * (cos - 1) - d_log_normaliser(k))
-        d_cdf = _cumulative_trapezoid(dm_dkappa, grid)
         log_rel = so3.log_map(r, r1)
         theta = log_rel.norm(dim=-1).to(torch.float64)
-        d_cdf_at = _lookup(d_cdf, theta, upper)
-        dens_at = _lookup(m, theta, upper)
-        # Where the density underflows the law is a scale family, theta ∝ kappa^{-1/2},
-        # whose radial speed is -theta / (2 kappa) per unit of kappa.
-        tail = dens_at < 1e-200
-        speed = torch.where(tail, -theta / (2 * kappa.clamp_min(1e-12)),
-                            -d_cdf_at / dens_at.clamp_min(1e-300)) * d_kappa
+        speed = d_kappa * radial_speed_per_kappa(theta, kappa)  # d theta / dt, <= 0
         unit = log_rel / theta.clamp_min(1e-12).to(r.dtype)[..., None]
         return (-speed).to(r.dtype)[..., None] * unit
 
@@ -139,6 +140,43 @@ class IsotropicSO3Path:
         """Uniform angle grid ``[..., G]`` from 0 to ``upper [...]``."""
         u = torch.linspace(0, 1, self.grid_size, dtype=torch.float64, device=upper.device)
         return upper[..., None] * u
+
+
+_NODES, _WEIGHTS = (torch.as_tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(96))
+_TAIL_EXPONENT = 60.0  # beyond exp(-60) of the density at theta the integrand is below float64 rounding
+
+
+def radial_speed_per_kappa(theta: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
+    """``d theta / d kappa = -(d F / d kappa)(theta) / m(theta)`` (float64, broadcast shapes).
+
+    ``m`` is the angle density ``exp(2 kappa (cos - 1)) (1 - cos) / (pi Z)`` and ``F`` its CDF.
+    Since ``d m / d kappa = m g`` with ``g = 2 (cos - 1) - d log Z / d kappa`` and the mass is
+    conserved, ``dF/dkappa (theta) / m(theta)`` equals ``int_0^theta (m/m(theta)) g`` and also
+    ``-int_theta^pi (m/m(theta)) g``. Below the mode (where ``m`` rises) the first integral is
+    used, above it the second; either way the ratio ``m(phi)/m(theta) <= e`` is formed in log
+    space, so nothing divides rounding noise by a vanishing density. Each integral is a
+    96-point Gauss-Legendre rule over the range where the integrand exceeds
+    ``exp(-60)`` of its value at ``theta``.
+    """
+    theta, kappa = torch.broadcast_tensors(theta.to(torch.float64), kappa.to(torch.float64))
+    theta = theta.clamp(1e-9, math.pi)
+    cos_t = torch.cos(theta)
+    d_log_z = d_log_normaliser(kappa)
+    # Mode of m: 1 - cos = 1 / (2 kappa) (pi when kappa < 1/4).
+    mode = torch.arccos((1 - 0.5 / kappa.clamp_min(1e-12)).clamp(-1, 1))
+    below = theta < mode
+    reach = torch.arccos((cos_t - _TAIL_EXPONENT / (2 * kappa.clamp_min(1e-12))).clamp(-1, 1))
+    lo = torch.where(below, torch.zeros_like(theta), theta)
+    hi = torch.where(below, theta, torch.maximum(reach, theta))
+    phi = lo[..., None] + (hi - lo)[..., None] * (_NODES.to(theta.device) + 1) / 2
+    cos_p = torch.cos(phi)
+    # (1 - cos phi) / (1 - cos theta) = (sin(phi/2) / sin(theta/2))^2, stable for small angles.
+    ratio = torch.exp(2 * kappa[..., None] * (cos_p - cos_t[..., None])) \
+        * (torch.sin(phi / 2) / torch.sin(theta / 2)[..., None]) ** 2
+    g = 2 * (cos_p - 1) - d_log_z[..., None]
+    integral = (ratio * g * _WEIGHTS.to(theta.device)).sum(-1) * (hi - lo) / 2
+    d_cdf_over_m = torch.where(below, integral, -integral)
+    return -d_cdf_over_m
 
 
 def _around(r1, theta, generator):
@@ -159,15 +197,6 @@ def _gather_rows(table, idx):
     """``table [..., G]`` (broadcastable to ``idx``'s shape) read at integer ``idx [...]``."""
     expanded = table.expand(*idx.shape, table.shape[-1])
     return torch.gather(expanded, -1, idx[..., None]).squeeze(-1)
-
-
-def _lookup(table, theta, upper):
-    """Linear interpolation of a table on the uniform grid ``[0, upper]`` at ``theta``."""
-    size = table.shape[-1]
-    pos = (theta / upper.clamp_min(1e-300) * (size - 1)).clamp(0, size - 1)
-    lo = pos.floor().long().clamp(max=size - 2)
-    frac = pos - lo
-    return (1 - frac) * _gather_rows(table, lo) + frac * _gather_rows(table, lo + 1)
 
 
 def _draw_angles(dens, upper, batch_shape, generator):

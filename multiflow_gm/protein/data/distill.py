@@ -35,6 +35,7 @@ from multiflow_gm.errors import MissingResourceError, UserError
 from multiflow_gm.protein import residue_constants as rc
 from multiflow_gm.protein.data import cache as cache_layout
 from multiflow_gm.protein.data.cache import ChainCache, ChainRecord
+from multiflow_gm.protein.data.splits import read_splits
 from multiflow_gm.protein.evaluation.mpnn import MPNN_ALPHABET  # ProteinMPNN's token order, X = 20
 
 DESIGNED_DIR = "designed"
@@ -248,14 +249,33 @@ def require_mpnn() -> None:
                                    f"`{INSTALL_HINT}`")
 
 
+def select_records(cache: ChainCache, *, min_length: int | None = None, max_length: int | None = None,
+                   split: str | None = None) -> list[ChainRecord]:
+    """The cache's records with ``min_length <= length <= max_length`` in ``split`` (None: no bound)."""
+    records = list(cache.records)
+    if min_length is not None:
+        records = [r for r in records if r.length >= min_length]
+    if max_length is not None:
+        records = [r for r in records if r.length <= max_length]
+    if split is not None:
+        labels = read_splits(cache.path)
+        if labels is None:
+            raise UserError(f"--split {split}: {cache.path} has no splits.csv; run `multiflow-gm split {cache.path}`")
+        records = [r for r in records if labels.get(r.name) == split]
+    return records
+
+
 def run_distill(cache_dir: str | Path, settings: DistillSettings | None = None, *, workers: int = 1,
                 threads: int = 1, max_chains: int | None = None, residue_budget: int = 4096,
-                device: str = "cpu", progress: bool = True) -> DistillReport:
+                device: str = "cpu", progress: bool = True, min_length: int | None = None,
+                max_length: int | None = None, split: str | None = None) -> DistillReport:
     """Design ``settings.num_sequences`` sequences for each chain of the cache (resumable).
 
     ``workers`` processes each run ProteinMPNN with ``threads`` torch threads; ``max_chains``
     limits the run to the first chains of metadata.csv; ``residue_budget`` bounds
     chains x K x longest length per ProteinMPNN call (memory grows about 0.2 MB per unit).
+    ``min_length`` / ``max_length`` (residues) and ``split`` (a name in ``splits.csv``) keep
+    only the chains training will draw, so a length-limited recipe pays only for those.
     """
     import torch
     from tqdm import tqdm
@@ -273,7 +293,8 @@ def run_distill(cache_dir: str | Path, settings: DistillSettings | None = None, 
     for stale in (out / DESIGNED_DIR).glob(".*.tmp"):  # left by a killed run
         stale.unlink(missing_ok=True)
 
-    records = cache.records[:max_chains] if max_chains else list(cache.records)
+    records = select_records(cache, min_length=min_length, max_length=max_length, split=split)
+    records = records[:max_chains] if max_chains else records
     todo = [r for r in records if not is_done(designed_path(out, r.name), r, settings)]
     report = DistillReport(cache_dir=str(out), settings=json.loads(settings.to_json()), chains=len(records),
                            cached=len(records) - len(todo))

@@ -41,7 +41,6 @@ class ModelConfig:
     sequence_window: int = 8
     checkpoint_blocks: bool = False
     so3_jump_head: bool = False
-    so3_jump_grid: int = 1024
 
     def __post_init__(self):
         for key in ("c_s", "c_z", "c_hidden", "num_heads", "num_blocks", "edge_hidden", "knn"):
@@ -65,7 +64,6 @@ class CoDesignNetwork(nn.Module):
                                          nn.Linear(cfg.c_s, NUM_RESIDUE_TYPES + 1))
         if cfg.so3_jump_head:
             self.jump_intensity = nn.Linear(cfg.c_s, 1)
-            self.jump_logits = nn.Linear(cfg.c_s, cfg.so3_jump_grid)
 
     def forward(self, aatype, rotations, translations, t_struct, t_seq, residue_index, residue_mask,
                 sc_translations=None, sc_probs=None) -> dict:
@@ -73,8 +71,8 @@ class CoDesignNetwork(nn.Module):
         self-conditioning CA ``[B, L, 3]`` (nm) and residue-type probabilities ``[B, L, 20]``.
 
         Returns ``rotations``/``translations`` (predicted clean frames, nm), ``logits``
-        ``[B, L, 21]`` and, with the jump head, ``jump_intensity`` ``[B, L]`` and
-        ``jump_logits`` ``[B, L, G]``.
+        ``[B, L, 21]`` and, with the jump head, the rotation jump intensity ``jump_intensity``
+        ``[B, L]`` (per unit time; the landing law is the path's, around the predicted frame).
         """
         mask = residue_mask.bool()
         if sc_translations is None:
@@ -101,5 +99,4 @@ class CoDesignNetwork(nn.Module):
                "single": s}
         if self.cfg.so3_jump_head:
             out["jump_intensity"] = F.softplus(self.jump_intensity(s).squeeze(-1))
-            out["jump_logits"] = self.jump_logits(s)
         return out
