@@ -1,6 +1,6 @@
 """Benchmark the core sampling loop against the bare tensor arithmetic of one step.
 
-Cases (SPEC / issue 2): a 10^5-dimensional R^d flow + jump superposition and a CTMC
+Cases: a 10^5-dimensional R^d flow + jump superposition and a CTMC
 over 10^4 positions x 21 tokens. The generator returns fixed parameters so the
 timings measure the loop and the step arithmetic, not a network.
 

@@ -152,7 +152,7 @@ def main():
 
     weights = args.run / "model_ema.safetensors"
     if args.checkpoint is not None:
-        from multiflow_gm.training.checkpoints import export_from_checkpoint
+        from multiflow_gm.protein.model_file import export_from_checkpoint
         weights = export_from_checkpoint(args.checkpoint, args.run / "model_ema_from_checkpoint.safetensors")
     if weights.stat().st_size > MAX_BYTES:
         raise SystemExit(f"{weights} is {weights.stat().st_size / 1e6:.1f} MB, over the 25 MB limit")

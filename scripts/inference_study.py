@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     import torch
 
     from multiflow_gm.atomic_files import atomic_write_bytes
-    from multiflow_gm.training.checkpoints import load_codesign
+    from multiflow_gm.protein.model_file import load_codesign
 
     torch.set_num_threads(args.threads)
     network, process, cfg, _ = load_codesign(args.ckpt)

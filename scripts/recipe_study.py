@@ -80,7 +80,7 @@ def evaluate_model(model: Path, data: str, samples: int, out: Path, study: dict)
 
     from multiflow_gm.config import load_config
     from multiflow_gm.protein.validation import ValidationSet, validate
-    from multiflow_gm.training.checkpoints import load_codesign
+    from multiflow_gm.protein.model_file import load_codesign
     from multiflow_gm.training.protein_config import TrainConfig
     from multiflow_gm.training.protein_trainer import training_chains
 

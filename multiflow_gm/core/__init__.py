@@ -1,4 +1,4 @@
-"""The modality-agnostic Generator Matching core (SPEC §1).
+"""The modality-agnostic Generator Matching core.
 
 State spaces, schedulers, conditional paths with their conditional generators,
 Bregman losses, one simulation loop for superposed and product generators, and
@@ -7,7 +7,7 @@ proteins or images.
 """
 
 from multiflow_gm.core.dynamics import CTMCStep, DiffusionStep, FlowStep, JumpStep, X1FlowStep
-from multiflow_gm.core.landing import (BinnedLanding, GaussianKernelLanding, JumpParams,
+from multiflow_gm.core.landing import (BinnedLanding, JumpParams,
                                        MixtureLanding)
 from multiflow_gm.core.paths import (AffineGaussianPath, CondOTPath, GeodesicSO3Path,
                                      IsotropicSO3Path, MixtureTokenPath)
@@ -20,7 +20,7 @@ from multiflow_gm.core.spaces import EuclideanSpace, SO3Space, TokenSpace, so3
 __all__ = [
     "AffineGaussianPath", "BinnedLanding", "CTMCStep", "Component", "CondOTPath",
     "CosineScheduler", "DiffusionStep", "EuclideanSpace", "ExponentialRateScheduler", "FlowStep",
-    "GaussianKernelLanding", "GeodesicSO3Path", "IsotropicSO3Path", "JumpParams", "JumpStep",
+    "GeodesicSO3Path", "IsotropicSO3Path", "JumpParams", "JumpStep",
     "LinearScheduler", "MixtureLanding", "MixtureTokenPath", "PolynomialScheduler",
     "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler", "X1FlowStep",
     "make_scheduler", "simulate", "so3", "time_grid",

@@ -65,8 +65,3 @@ def check_rotation(r: torch.Tensor, name: str = "r", atol: float | None = None) 
     if r.numel() and (ortho_err > atol or (torch.linalg.det(r) < 0).any()):
         raise ValueError(f"{name} must hold rotation matrices (R^T R = I, det R = +1); "
                          f"max |R^T R - I| = {float(ortho_err):.3g}")
-
-
-def check_probabilities(p: torch.Tensor, name: str, dim: int = -1, atol: float = 1e-4) -> None:
-    if (p < -atol).any() or ((p.sum(dim) - 1).abs() > atol).any():
-        raise ValueError(f"{name} must be non-negative and sum to 1 along dim {dim}")

@@ -1,4 +1,4 @@
-"""One first-order step of each generator kind (SPEC §1, Samplers).
+"""One first-order step of each generator kind (flow, diffusion, jump, CTMC).
 
 Every step takes the generator parameter evaluated at the left end of the step,
 the current time ``t``, the step size ``h`` and a superposition weight ``w`` in [0, 1] that scales the
@@ -116,7 +116,7 @@ class CTMCStep:
     ``euler``: leave with probability ``min(1, h R_out)``; ``tau_leaping``: with
     ``1 - exp(-h R_out)``; the destination is drawn proportionally to the rates.
     ``mask_index``: a token with no mass at t = 1, so the last step forbids moves
-    into it and forces every position still on it to leave (SPEC: no mask left).
+    into it and forces every position still on it to leave (a sample ends with no mask left).
     ``purity``: the number of positions leaving the mask is drawn as usual, but the
     most confident ones (largest rate) are chosen (MultiFlow's purity sampling).
     """

@@ -1,4 +1,4 @@
-"""Jump parameters: an intensity and a landing law (SPEC §1, ``Q_t = lambda_t J_t``).
+"""Jump parameters: an intensity and a landing law (the jump measure ``Q_t = lambda_t J_t``).
 
 A landing law draws new states only for the entries that jump (``sample_at``),
 so a sampler step costs little when few entries jump.
@@ -11,7 +11,6 @@ from typing import Callable, Protocol
 
 import torch
 
-from multiflow_gm.core.paths.gaussian_jump import GaussianJumpKernel
 
 
 class LandingLaw(Protocol):
@@ -50,17 +49,6 @@ class BinnedLanding:
         lo, hi = self.edges[idx], self.edges[idx + 1]
         u = torch.rand(idx.shape, dtype=self.edges.dtype, device=idx.device, generator=generator)
         return lo + u * (hi - lo)
-
-
-@dataclass
-class GaussianKernelLanding:
-    """The exact per-coordinate landing law of an affine Gaussian path (one kernel per entry)."""
-
-    kernel: GaussianJumpKernel
-
-    def sample_at(self, where, generator=None):
-        mean, scale, beta = torch.broadcast_tensors(self.kernel.mean, self.kernel.scale, self.kernel.beta)
-        return GaussianJumpKernel(mean[where], scale[where], beta[where]).sample(generator)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Bregman divergences of Generator Matching (SPEC §1, GM loss).
+"""Bregman divergences of Generator Matching (the GM loss of Holderrieth et al. 2024).
 
 Each function returns a per-entry loss (no reduction) so workloads can mask,
 weight by time and average as they need. Every divergence here is zero at the

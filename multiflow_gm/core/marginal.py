@@ -1,7 +1,8 @@
 """Exact marginal generators for data distributions with finitely many atoms.
 
 For ``p_data = sum_k pi_k delta_{z_k}`` the posterior ``p(z_k | x_t)`` is computable,
-so the marginal generator parameter ``F_t(x) = E[F_t^z(x) | X_t = x]`` (SPEC §1)
+so the marginal generator parameter ``F_t(x) = E[F_t^z(x) | X_t = x]`` (the
+conditional-to-marginal identity of Generator Matching)
 is exact. Atoms may have several components (a product space), each with its
 own path and its own time; the posterior multiplies the components'
 likelihoods, so each component's marginal parameter depends on the whole

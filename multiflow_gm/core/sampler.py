@@ -1,4 +1,4 @@
-"""One simulation loop for any (superposed, product) generator (SPEC §1, Samplers).
+"""One simulation loop for any (superposed, product) generator (Euler or Heun steps).
 
 A *component* is one factor of a product state space (e.g. translations,
 rotations, residue types) with the generator kinds that move it and their

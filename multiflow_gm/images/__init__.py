@@ -1,4 +1,4 @@
-"""Image workload (SPEC §3): flow, jump and flow+jump superposition models on R^d images.
+"""Image workload: flow, jump and flow+jump superposition models on R^d images.
 
 Built only from the core's objects (CondOT path, its closed-form jump generator,
 Bregman losses, one simulation loop):

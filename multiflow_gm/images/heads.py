@@ -1,4 +1,4 @@
-"""One U-Net trunk serving a flow head, a jump head, or both (SPEC §3).
+"""One U-Net trunk serving a flow head, a jump head, or both.
 
 * flow head: the velocity ``u_t(x)`` ``[B, C, H, W]``;
 * jump head, per pixel channel: an intensity ``lambda_t(x) >= 0`` ``[B, C, H, W]`` and

@@ -1,4 +1,4 @@
-"""Generator Matching losses for images on the CondOT path (SPEC §1 and §3).
+"""Generator Matching losses for images on the CondOT path.
 
 * flow: squared error between the predicted velocity and the conditional
   velocity ``(z - x_t) / (1 - t)``;

@@ -1,4 +1,4 @@
-"""The co-design Markov process, assembled from core parts (SPEC §2, issue 4).
+"""The co-design Markov process, assembled from core parts (frames on SE(3) x residue types).
 
 A product of three components, each with its own path, generator and time:
 

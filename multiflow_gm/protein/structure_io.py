@@ -1,4 +1,4 @@
-"""Reading structure files into raw backbone chains, and writing backbone PDB files.
+"""Reading structure files into raw backbone chains (writing lives in ``pdb_writer``).
 
 :func:`read_chains` reads PDB, mmCIF and BinaryCIF files, plain or gzipped, with
 biotite: first model, first alternate location, residues keyed by (number,

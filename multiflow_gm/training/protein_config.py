@@ -87,14 +87,3 @@ class TrainConfig:
             raise ValueError("process.so3_jump and model.so3_jump_head must agree")
         # A network never trained with self-conditioning inputs must not be fed them when sampling.
         self.sampling.self_condition = self.sampling.self_condition and self.self_condition
-
-
-# Keys that exported models may still carry but that no longer mean anything: the SO(3)
-# jump head once landed on a grid of this many relative rotations.
-RETIRED_MODEL_KEYS = ("so3_jump_grid",)
-
-
-def without_retired_keys(config: dict) -> dict:
-    """``config`` (a plain dict) without the retired model keys, so old exports still load."""
-    model = {k: v for k, v in config.get("model", {}).items() if k not in RETIRED_MODEL_KEYS}
-    return {**config, "model": model}

@@ -12,13 +12,14 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from multiflow_gm.config import from_dict, to_dict
+from multiflow_gm.config import from_dict
 from multiflow_gm.protein.losses import codesign_losses
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.process import NUM_TYPES, CoDesignProcess
 from multiflow_gm.protein.seeding import seeded_generator
 from multiflow_gm.training.ema import EMA
-from multiflow_gm.training.protein_config import TrainConfig, without_retired_keys
+from multiflow_gm.protein.model_file import without_retired_keys
+from multiflow_gm.training.protein_config import TrainConfig
 from multiflow_gm.training.step_sampler import BatchCounter
 
 TIME_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -133,9 +134,6 @@ class CoDesignModule(L.LightningModule):
         self.ema.load_state_dict(state["ema"])
         self.counter.value = int(state["batches_consumed"])
         self.skipped_batches = int(state["skipped_batches"])
-
-    def config_dict(self) -> dict:
-        return to_dict(self.cfg)
 
 
 def parameter_count(module: torch.nn.Module) -> int:

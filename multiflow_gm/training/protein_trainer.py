@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader
 from multiflow_gm.atomic_files import atomic_write_json
 from multiflow_gm.config import save_config, to_dict
 from multiflow_gm.errors import ConfigError, MissingResourceError
-from multiflow_gm.training.checkpoints import AtomicCheckpointIO, export_weights
+from multiflow_gm.protein.model_file import export_weights
+from multiflow_gm.training.checkpoints import AtomicCheckpointIO
 from multiflow_gm.training.ema import EMA
 from multiflow_gm.training.interrupts import GracefulInterrupt, ignore_sigint_in_worker
 from multiflow_gm.training.plots import plot_loss_curves
@@ -32,7 +33,6 @@ class CoDesignData(L.LightningDataModule):
 
     def train_dataloader(self):
         from multiflow_gm.protein.data.batching import LengthBatchSampler, collate_chains
-        from multiflow_gm.protein.data.cache import ChainCache
         from multiflow_gm.protein.data.dataset import ProteinChainDataset
 
         d = self.cfg.data

@@ -4,7 +4,7 @@ a 1-D Gaussian mixture; a wrong generator fails the same check.
 The oracle below has the jump head's interface (intensity and bin log-probabilities
 over [-1, 1]) and computes them exactly for a target of atoms: the marginal intensity
 is ``sum_k p(z_k | x) lambda^k(x)`` and the binned landing law the mixture of the atoms'
-exact bin masses weighted by ``p(z_k | x) lambda^k(x)`` (SPEC §1, conditional -> marginal).
+exact bin masses weighted by ``p(z_k | x) lambda^k(x)`` (the conditional-to-marginal identity).
 """
 
 import pytest

@@ -99,7 +99,7 @@ def test_binned_jump_loss_is_minimised_by_the_true_binned_kernel():
 
 
 def test_targets_match_the_closed_form():
-    """Flow target x1 - x0 and the SPEC's k_t intensity; bin masses sum to one."""
+    """Flow target x1 - x0 and the closed-form CondOT jump intensity [k_t]_+ / (1-t)^3; bin masses sum to one."""
     path = CondOTPath()
     g = torch.Generator().manual_seed(0)
     f64 = torch.float64

@@ -12,7 +12,7 @@ import torch
 
 from multiflow_gm.cli.main import main
 from multiflow_gm.config import load_config
-from multiflow_gm.training.checkpoints import load_codesign
+from multiflow_gm.protein.model_file import load_codesign
 from multiflow_gm.training.plots import read_metrics
 from multiflow_gm.training.protein_config import TrainConfig
 from multiflow_gm.training.protein_trainer import train

@@ -9,7 +9,6 @@ import torch
 from multiflow_gm.protein.data.batching import LengthBatchSampler, cluster_weights, collate_chains
 from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.dataset import ProteinChainDataset
-from multiflow_gm.protein.data.loader import make_protein_dataloader
 from multiflow_gm.protein.geometry import backbone_from_frames
 
 LENGTHS = np.random.default_rng(0).integers(60, 300, size=500)
@@ -140,8 +139,13 @@ def test_collate_pads_with_masks(small_real_cache):
 
 
 def test_dataloader_yields_one_length_batches(small_real_cache):
-    loader = make_protein_dataloader(small_real_cache, seed=1, squared_residue_budget=100_000,
-                                     cluster_weighting=True, max_length=300)
+    from torch.utils.data import DataLoader
+
+    dataset = ProteinChainDataset(ChainCache(small_real_cache).filter_length(1, 300), seed=1)
+    sampler = LengthBatchSampler(dataset.lengths, squared_residue_budget=100_000, max_batch_size=64,
+                                 mode="same_length", cluster_ids=dataset.cluster_ids, cluster_weighting=True,
+                                 seed=1, with_epoch=True)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_chains)
     sampler = loader.batch_sampler
     sampler.set_epoch(1)
     batches = list(loader)

@@ -46,7 +46,7 @@ def tiny_model():
 
 @pytest.fixture
 def tiny_checkpoint(tiny_model, tmp_path):
-    from multiflow_gm.training.checkpoints import export_weights
+    from multiflow_gm.protein.model_file import export_weights
 
     network, _, cfg = tiny_model
     return export_weights(network.state_dict(), to_dict(cfg), tmp_path / "tiny.safetensors")

@@ -27,9 +27,9 @@ def cases(compact_backbone, tmp_path_factory):
 @pytest.fixture
 def fast_model(monkeypatch):
     """The shipped model loaded once for all in-process ``sample`` calls of a test."""
-    from multiflow_gm.training import checkpoints
+    from multiflow_gm.protein import model_file
 
-    monkeypatch.setattr(checkpoints, "load_codesign", functools.lru_cache(maxsize=2)(checkpoints.load_codesign))
+    monkeypatch.setattr(model_file, "load_codesign", functools.lru_cache(maxsize=2)(model_file.load_codesign))
 
 
 def _sample(args, capsys):

@@ -72,7 +72,7 @@ def test_training_validates_on_schedule_and_from_initial_weights(split_cache, tm
     assert [row["step"] for row in summary["validation"]] == [0, 2, 4, 5]
     assert (tmp_path / "run" / "validation_curve.png").is_file()
     # Step 0 measures the exported weights the run started from.
-    from multiflow_gm.training.checkpoints import load_codesign
+    from multiflow_gm.protein.model_file import load_codesign
 
     network, process, _, _ = load_codesign(base / "model_ema.safetensors")
     chains = split_of(ChainCache(split_cache), "val").filter_length(cfg.data.min_length, cfg.data.max_length)

@@ -1,4 +1,4 @@
-"""``multiflow-gm bench-images``: flow, jump and flow+jump superposition on images (SPEC §3).
+"""``multiflow-gm bench-images``: flow, jump and flow+jump superposition on images.
 
 Trains one network per kind (or resumes from ``--out``), samples every model at
 every NFE with EMA weights, and writes the distance table (JSON, Markdown) and a

@@ -92,7 +92,7 @@ def run(args) -> int:
     from multiflow_gm.errors import MissingResourceError, UserError
     from multiflow_gm.protein.evaluation.heldout import fold_and_design, proteinmpnn_anchor, summarize
     from multiflow_gm.protein.evaluation.heldout_report import write_benchmark_files
-    from multiflow_gm.training.checkpoints import load_codesign
+    from multiflow_gm.protein.model_file import load_codesign
 
     _check_numbers(args)
     if args.threads > 0:

@@ -99,7 +99,7 @@ def run(args) -> int:
     from multiflow_gm.errors import MissingResourceError, UserError
     from multiflow_gm.protein.sample_writer import SampleJob, run_sampling
     from multiflow_gm.protein.sampling import check_jump_support
-    from multiflow_gm.training.checkpoints import load_codesign
+    from multiflow_gm.protein.model_file import load_codesign
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

@@ -1,6 +1,6 @@
 """Affine Gaussian paths on R^d: ``x_t = alpha_t z + sigma_t x0``, ``x0 ~ N(0, I)``.
 
-With the linear scheduler this is the CondOT path of SPEC §1,
+With the linear scheduler this is the CondOT path,
 ``p_t(.|z) = N(t z, (1-t)^2 I)``. It supports three conditional generators:
 
 * flow: ``u^z(x) = alpha' z + (sigma'/sigma)(x - alpha z)`` (= (z - x)/(1-t) for CondOT);
@@ -114,5 +114,5 @@ class AffineGaussianPath:
 
 
 def CondOTPath() -> AffineGaussianPath:  # noqa: N802 - reads as the class it builds
-    """The CondOT path ``x_t = t z + (1 - t) x0`` of SPEC §1."""
+    """The CondOT path ``x_t = t z + (1 - t) x0`` (linear interpolation from noise to data)."""
     return AffineGaussianPath(LinearScheduler())

@@ -5,12 +5,13 @@ For ``p_t(y|z) = N(y; alpha_t z, sigma_t^2)`` with sigma decreasing, write
 
     d/dt log p_t(y|z) = (|sigma'_t| / sigma_t) * (1 + beta w - w^2),
 
-so the jump recipe (SPEC §1) gives the intensity
+so the jump recipe (intensity ``[-d/dt log p_t]_+``, landing law proportional to
+``[d/dt log p_t]_+ p_t``; Holderrieth et al. 2024, Generator Matching) gives the intensity
 ``lambda_t(x) = (|sigma'|/sigma) [w_x^2 - beta w_x - 1]_+`` and the landing law
 ``J_t(y) ∝ [1 + beta w - w^2]_+ N(w; 0, 1)`` on the interval between the roots
 ``r_- < 0 < r_+`` of ``1 + beta w - w^2``. For CondOT (alpha = t, sigma = 1 - t)
-this is SPEC's ``k_t``: ``lambda = [k_t]_+ / (1-t)^3``. Masses of the landing law
-on intervals are closed form (integrals of a quadratic times a Gaussian), which
+``lambda = [k_t]_+ / (1-t)^3`` with ``k_t = (x - t z)^2 - (1 - t) z (x - t z) - (1 - t)^2``.
+Masses of the landing law on intervals are closed form (integrals of a quadratic times a Gaussian), which
 gives exact bin probabilities and exact draws by bisection of the CDF.
 """
 

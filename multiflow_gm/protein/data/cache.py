@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -179,13 +179,6 @@ class ChainCache:
         """Sorted ids of the entries with at least one cached chain."""
         return sorted({record.entry for record in self.records})
 
-    def rejections(self) -> list[dict]:
-        path = self.path / REJECTIONS_FILE
-        return read_csv(path) if path.is_file() else []
-
     def summary(self) -> dict:
         path = self.path / SUMMARY_FILE
         return json.loads(path.read_text()) if path.is_file() else {}
-
-    def as_dicts(self) -> list[dict]:
-        return [asdict(record) for record in self.records]

@@ -21,7 +21,6 @@ from multiflow_gm.protein.model.blocks import TrunkBlock
 from multiflow_gm.protein.model.embeddings import EdgeEmbedder, NodeEmbedder, select_neighbours
 
 NUM_RESIDUE_TYPES = 20
-MASK_TOKEN = 20
 
 
 @dataclass
@@ -95,8 +94,7 @@ class CoDesignNetwork(nn.Module):
                                                            neighbours, padding, use_reentrant=False)
             else:
                 s, z, rotations, translations = block(s, z, rotations, translations, mask, neighbours, padding)
-        out = {"rotations": rotations, "translations": translations, "logits": self.aatype_head(s),
-               "single": s}
+        out = {"rotations": rotations, "translations": translations, "logits": self.aatype_head(s)}
         if self.cfg.so3_jump_head:
             out["jump_intensity"] = F.softplus(self.jump_intensity(s).squeeze(-1))
         return out
