@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from multiflow_gm import __version__
 from multiflow_gm.cli.main import build_parser, main
 
@@ -13,9 +15,22 @@ def test_version_flag(capsys):
     assert __version__ in capsys.readouterr().out
 
 
-def test_help_lists_commands():
+COMMANDS = ("demo", "preprocess", "split", "distill", "train", "sample", "evaluate", "benchmark", "bench-images")
+
+
+def test_help_lists_every_command():
     text = build_parser().format_help()
-    assert "demo" in text
+    for command in COMMANDS:
+        assert command in text, command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: multiflow-gm {command}") and "options:" in out
 
 
 def test_console_module_runs():
@@ -26,9 +41,6 @@ def test_console_module_runs():
 
 def test_sampling_never_imports_the_training_framework(tmp_path):
     """Loading the shipped model and sampling with it needs only the protein package and the core."""
-    import subprocess
-    import sys
-
     code = ("import sys\nfrom multiflow_gm.cli.main import main\n"
             f"rc = main(['sample', '--lengths', '20', '--num', '1', '--steps', '2', '--out', {str(tmp_path)!r}, "
             "'--no-progress', '--no-gallery', '--threads', '1'])\n"
