@@ -112,26 +112,29 @@ HELDOUT_TARGETS = (
 )
 
 
-def target_rows(after: dict, before: dict | None, heldout: dict | None = None,
-                heldout_before: dict | None = None) -> list[tuple[str, str, str, bool]]:
-    """(target, before, after, met) rows; before is '-' where it was not measured."""
+def target_rows(after: dict, befores: list[dict | None], heldout: dict | None = None,
+                heldout_befores: list[dict | None] = ()) -> list[tuple[str, list[str], str, bool]]:
+    """(target, [value of each earlier model], after, met) rows; '-' where one was not measured."""
     rows = []
     for label, read, test in TARGETS:
         value = read(after)
-        old = f"{read(before):.3f}" if before else "-"
-        rows.append((label, old, f"{value:.3f}", bool(test(value))))
+        olds = [f"{read(before):.3f}" if before else "-" for before in befores]
+        rows.append((label, olds, f"{value:.3f}", bool(test(value))))
     for label, key, test in HELDOUT_TARGETS:
+        olds = [f"{hb[key]:.3f}" if hb and hb.get(key) is not None else "-" for hb in heldout_befores]
+        olds += ["-"] * (len(befores) - len(olds))
         if heldout is None or heldout.get(key) is None:
-            rows.append((label, "-", "not measured", False))
+            rows.append((label, olds, "not measured", False))
             continue
-        old = heldout_before.get(key) if heldout_before else None
-        rows.append((label, "-" if old is None else f"{old:.3f}", f"{heldout[key]:.3f}", bool(test(heldout[key]))))
+        rows.append((label, olds, f"{heldout[key]:.3f}", bool(test(heldout[key]))))
     return rows
 
 
-def targets_markdown(rows) -> str:
-    lines = ["| target | before (v1) | after | met |", "|---|---|---|---|"]
-    lines += [f"| {label} | {old} | {new} | {'yes' if ok else '**no**'} |" for label, old, new, ok in rows]
+def targets_markdown(rows, before_labels: list[str]) -> str:
+    header = ["target", *before_labels, "after", "met"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [f"| {label} | {' | '.join(olds)}{' | ' if olds else ''}{new} | {'yes' if ok else '**no**'} |"
+              for label, olds, new, ok in rows]
     return "\n".join(lines)
 
 
@@ -142,7 +145,10 @@ def main():
     parser.add_argument("--report", type=Path, required=True, help="evaluate --out of those samples")
     parser.add_argument("--reference", type=Path, required=True, help="reference cache used for the report")
     parser.add_argument("--heldout", type=Path, help="benchmark.json of `multiflow-gm benchmark` on the test split")
-    parser.add_argument("--heldout-before", type=Path, help="the same benchmark of the previous default model")
+    parser.add_argument("--before", action="append", default=None, metavar="LABEL=DIR",
+                        help="an earlier model's results folder (evaluation_table.md, heldout.json) for a "
+                             "before column; repeatable (default: v1=results/default_model_v1)")
+    parser.add_argument("--heldout-before", type=Path, help="the held-out benchmark of the first --before model")
     parser.add_argument("--checkpoint", type=Path, help="export this training checkpoint instead of the run's final "
                                                         "model_ema.safetensors")
     args = parser.parse_args()
@@ -181,8 +187,20 @@ def main():
         plot_loss_curves(args.run / "logs" / "metrics.csv", RESULTS / "loss_curve.png")
     table = (args.report / "report.md").read_text().split("| metric |", 1)[1].split("\n\n", 1)[0]
     heldout, heldout_before = (_benchmark_summary(p) for p in (args.heldout, args.heldout_before))
-    before = table_column(BEFORE_TABLE.read_text()) if BEFORE_TABLE.is_file() else None
-    targets = targets_markdown(target_rows(table_column("| metric |" + table), before, heldout, heldout_before))
+    labels, befores, heldout_befores = [], [], []
+    for item in args.before or [f"v1={BEFORE_TABLE.parent}"]:
+        label, _, folder = item.partition("=")
+        table_path = Path(folder) / "evaluation_table.md"
+        labels.append(f"before ({label})")
+        befores.append(table_column(table_path.read_text()) if table_path.is_file() else None)
+        heldout_path = Path(folder) / "heldout.json"
+        heldout_befores.append(_benchmark_summary(heldout_path) if heldout_path.is_file() else None)
+    if heldout_before is not None:
+        heldout_befores[0] = heldout_before
+    targets = targets_markdown(target_rows(table_column("| metric |" + table), befores, heldout, heldout_befores),
+                               labels)
+    if heldout is not None:
+        atomic_write_text(RESULTS / "heldout.json", json.dumps(heldout, indent=2) + "\n")
     atomic_write_text(RESULTS / "targets.md", targets + "\n")
     atomic_write_text(RESULTS / "extra_checks.json", json.dumps(extra, indent=2))
     atomic_write_text(RESULTS / "evaluation_table.md", "| metric |" + table + "\n")

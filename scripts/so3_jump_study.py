@@ -70,6 +70,10 @@ def sample_setting(args, name: str) -> Path:
 
 
 def run(args) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = {"model": str(args.model), "lengths": args.lengths, "num_per_length_and_seed": args.num,
+                "seeds": args.seeds, "steps": args.steps or "the model's default"}
+    atomic_write_bytes(args.out / "settings.json", (json.dumps(settings, indent=1) + "\n").encode())
     for name in args.settings or SETTINGS:
         report = args.out / name / "report"
         if (report / "metrics.json").is_file():
@@ -96,11 +100,15 @@ def collect(out: Path) -> list[dict]:
     return rows
 
 
-def render(rows: list[dict], model: str) -> str:
+def render(rows: list[dict], settings: dict) -> str:
     header = ["setting", "jump weight", "source", "samples"] + [label for _, _, label, _ in COLUMNS]
-    lines = [f"SO(3) jump study on `{model}`: co-designs at lengths {LENGTHS[0]}-{LENGTHS[-1]}, same seeds "
-             "for every setting. Diversity: fraction of samples that are their own cluster at TM 0.5, and "
-             "mean pairwise TM (lower is more diverse); novelty: mean max TM to the training chains.", "",
+    lengths = settings.get("lengths", LENGTHS)
+    lines = [f"SO(3) jump study on `{settings.get('model')}`: co-designs at lengths {min(lengths)}-{max(lengths)} "
+             f"({settings.get('num_per_length_and_seed')} per length and seed, seeds {settings.get('seeds')}, "
+             f"{settings.get('steps')} steps), the same for every setting. Diversity: fraction of samples that "
+             "are their own cluster at TM 0.5, and mean pairwise TM (lower is more diverse); novelty: mean "
+             "max TM to the training chains. Regenerate: `python scripts/so3_jump_study.py run --model MODEL "
+             "--steps 100` then `python scripts/so3_jump_study.py table`.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["setting"], f"{row['weight']:g}", row["source"], str(int(row["num_samples"]))]
@@ -146,7 +154,6 @@ def main(argv=None) -> int:
     run_parser.add_argument("--settings", nargs="*", choices=sorted(SETTINGS))
     table = sub.add_parser("table", help="write results/so3_jump/")
     table.add_argument("--out", type=Path, default=ROOT / "runs" / "so3_jump_study")
-    table.add_argument("--model", default="runs/study2/isotropic_jump/model_ema.safetensors")
     args = parser.parse_args(argv)
     if args.action == "run":
         run(args)
@@ -154,7 +161,8 @@ def main(argv=None) -> int:
     rows = collect(args.out)
     results = ROOT / "results" / "so3_jump"
     results.mkdir(parents=True, exist_ok=True)
-    text = render(rows, args.model)
+    settings_path = args.out / "settings.json"
+    text = render(rows, json.loads(settings_path.read_text()) if settings_path.is_file() else {})
     atomic_write_bytes(results / "table.md", text.encode())
     atomic_write_bytes(results / "table.json", (json.dumps(rows, indent=1) + "\n").encode())
     if rows:
