@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from multiflow_gm.errors import ConfigError
+from multiflow_gm.errors import ConfigError, MissingConfigFileError
 
 T = TypeVar("T")
 
@@ -129,17 +129,45 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+BASE_KEY = "base"
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """``update`` laid over ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_layered_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML config as a dict, laid over the file its ``base:`` key names (relative to it).
+
+    Derived configs name only what differs from their base, so two configs never repeat
+    the same model by copy.
+    """
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"config files include each other: {' -> '.join(str(p) for p in (*_seen, path))}")
+    if not path.is_file():
+        raise MissingConfigFileError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping")
+    if BASE_KEY in data:
+        base = data.pop(BASE_KEY)
+        if not isinstance(base, str):
+            raise ConfigError(f"config key '{BASE_KEY}' in {path} must be a file name; got {base!r}")
+        data = _merge(read_layered_yaml(path.parent / base, (*_seen, path)), data)
+    return data
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Read YAML at ``path`` (or start from the defaults), apply overrides, validate."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    """Read YAML at ``path`` (laid over its ``base:``, or the defaults), apply overrides, validate."""
+    data = read_layered_yaml(path) if path is not None else {}
     apply_overrides(data, overrides or [])
     return from_dict(cls, data)
 

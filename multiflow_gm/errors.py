@@ -15,3 +15,7 @@ class ConfigError(UserError, ValueError):
 
 class MissingResourceError(UserError, FileNotFoundError):
     """A local file the user must provide (weights, a dataset) is absent."""
+
+
+class MissingConfigFileError(ConfigError, MissingResourceError):
+    """A config file named by the user does not exist."""

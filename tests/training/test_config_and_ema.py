@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 from typing import Literal, Optional
 
 import pytest
@@ -65,3 +66,19 @@ def test_ema_tracks_average_and_round_trips():
     with ema.swapped_into(model):
         assert torch.allclose(model.weight, start + 0.5)
     assert torch.allclose(model.weight, start + 1.0)
+
+
+def test_a_derived_config_is_its_base_plus_what_it_names(tmp_path):
+    from multiflow_gm.config import load_config, to_dict
+    from multiflow_gm.training.protein_config import TrainConfig
+
+    repo = Path(__file__).resolve().parents[2] / "configs" / "protein"
+    paper, ddp = load_config(TrainConfig, repo / "paper.yaml"), load_config(TrainConfig, repo / "paper_ddp.yaml")
+    assert ddp.model == paper.model and ddp.sampling.num_steps == paper.sampling.num_steps == 500
+    assert ddp.trainer.strategy == "ddp" and ddp.trainer.devices == 8 and paper.trainer.strategy == "auto"
+    differ = {section for section, values in to_dict(ddp).items() if values != to_dict(paper)[section]}
+    assert differ == {"data", "trainer"}
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="include each other"):
+        load_config(TrainConfig, tmp_path / "a.yaml")

@@ -47,22 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_config(args):
     """Preset of the dataset, then the YAML file (its keys over the preset), then overrides."""
-    import yaml
-
-    from multiflow_gm.config import apply_overrides, from_dict
+    from multiflow_gm.config import apply_overrides, from_dict, read_layered_yaml
     from multiflow_gm.errors import ConfigError
     from multiflow_gm.images.config import ImageBenchConfig, merge_overrides, preset_dict
 
-    file_data = {}
-    if args.config is not None:
-        if not args.config.is_file():
-            raise ConfigError(f"config file not found: {args.config}")
-        try:
-            file_data = yaml.safe_load(args.config.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {args.config} is not valid YAML: {err}") from None
-        if not isinstance(file_data, dict):
-            raise ConfigError(f"config file {args.config} must hold a mapping")
+    file_data = read_layered_yaml(args.config) if args.config is not None else {}
     file_dataset = (file_data.get("data") or {}).get("dataset") if isinstance(file_data.get("data"), dict) else None
     if args.dataset and file_dataset and args.dataset != file_dataset:
         raise ConfigError(f"--dataset {args.dataset} disagrees with data.dataset={file_dataset} in {args.config}")

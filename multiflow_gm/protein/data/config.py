@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multiflow_gm.errors import ConfigError, MissingResourceError
+from multiflow_gm.config import from_dict, load_config
+from multiflow_gm.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -75,64 +76,11 @@ class PreprocessConfig:
         return json.dumps(decisive, sort_keys=True)
 
 
-_SECTIONS = {"reading": ReadConfig, "filters": FilterConfig, "clustering": ClusterConfig}
-
-
 def preprocess_config_from_dict(data: dict | None) -> PreprocessConfig:
     """Build a config from nested dicts; unknown sections or keys raise ConfigError naming them."""
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError("a preprocess config must be a mapping of sections")
-    parts = {}
-    for section, values in data.items():
-        cls = _SECTIONS.get(section)
-        if cls is None:
-            raise ConfigError(f"unknown preprocess config section {section!r} (known: {', '.join(_SECTIONS)})")
-        values = values or {}
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ConfigError(f"unknown key {section}.{key} (known: {', '.join(known)})")
-        try:
-            parts[section] = cls(**{k: _coerce(known[k], v, f"{section}.{k}") for k, v in values.items()})
-        except TypeError as err:
-            raise ConfigError(f"{section}: {err}") from None
-    return PreprocessConfig(**parts)
-
-
-def _coerce(spec: dataclasses.Field, value, key: str):
-    """Check a YAML value against the field's default type (ints may stand for floats)."""
-    default = spec.default
-    if value is None:
-        if default is None or key == "clustering.identity":
-            return None
-        raise ConfigError(f"{key} may not be null")
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        if isinstance(default, int) and not isinstance(default, bool) and not float(value).is_integer():
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return type(default)(value) if default is not None else float(value)
-    if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(f"{key} must be a string, got {value!r}")
-    return value
+    return from_dict(PreprocessConfig, data)
 
 
 def load_preprocess_config(path: str | Path | None) -> PreprocessConfig:
     """Defaults when path is None, else the YAML file (missing keys keep their defaults)."""
-    if path is None:
-        return PreprocessConfig()
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise MissingResourceError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    return preprocess_config_from_dict(data)
+    return load_config(PreprocessConfig, path)
