@@ -34,7 +34,7 @@ COLUMNS = (("pred_clash_t0.25", "clash@0.25", "{:.3f}"), ("pred_clash_t0.5", "cl
            ("pred_clash_t0.95", "clash@0.95", "{:.3f}"), ("ca_rmse_A_t0.8", "CA RMSE@0.8 (A)", "{:.2f}"),
            ("aatype_t0.5", "seq CE@0.5", "{:.3f}"), ("codesign_clash", "co-design clash", "{:.3f}"),
            ("codesign_ca_ca_outside", "CA-CA out", "{:.3f}"), ("codesign_dssp_strand", "DSSP E", "{:.3f}"),
-           ("codesign_dssp_helix", "DSSP H", "{:.3f}"), ("codesign_mpnn_nll", "MPNN NLL", "{:.2f}"),
+           ("codesign_dssp_helix", "DSSP H", "{:.3f}"), ("codesign_mpnn_nll", "MPNN NLL", "{:.2f}"), ("codesign_mpnn_recovery", "MPNN rec", "{:.3f}"),
            ("codesign_seq_entropy", "seq entropy", "{:.2f}"), ("inverse_fold_recovery", "inv-fold rec", "{:.3f}"),
            ("fold_tm", "fold TM", "{:.3f}"))
 
