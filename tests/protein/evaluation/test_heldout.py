@@ -17,7 +17,7 @@ from multiflow_gm.protein.evaluation.heldout import (NativeChain, fold_and_desig
 from multiflow_gm.protein.evaluation.heldout_inputs import chains_from_cache, chains_from_structure_files
 from multiflow_gm.protein.pdb_writer import write_backbone_pdb
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "protein" / "tiny.yaml"
+TINY = Path(__file__).resolve().parents[3] / "configs" / "protein" / "tiny.yaml"
 LENGTH = 40
 
 

@@ -80,7 +80,7 @@ def test_paper_config_has_about_22m_parameters():
     from multiflow_gm.training.protein_config import TrainConfig
     from pathlib import Path
 
-    cfg = load_config(TrainConfig, Path(__file__).resolve().parents[2] / "configs" / "protein" / "paper.yaml")
+    cfg = load_config(TrainConfig, Path(__file__).resolve().parents[3] / "configs" / "protein" / "paper.yaml")
     count = sum(p.numel() for p in CoDesignNetwork(cfg.model).parameters())
     assert 20e6 < count < 24e6
 

@@ -20,7 +20,7 @@ from multiflow_gm.protein.evaluation.reference import ReferenceSet
 from multiflow_gm.protein.evaluation.runner import EvaluationSettings, MetricServices, Timer, evaluate_chains
 from multiflow_gm.protein.pdb_writer import write_backbone_pdb
 
-SHARED_DATA = Path(os.environ.get("MULTIFLOW_GM_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("MULTIFLOW_GM_SHARED_DATA", Path(__file__).resolve().parents[3].parent / "shared" / "data"))
 NUM_FILES = 30
 
 

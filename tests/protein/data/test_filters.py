@@ -20,7 +20,7 @@ from multiflow_gm.protein.data.filters import (
 from multiflow_gm.protein.geometry import backbone_from_torsions
 from multiflow_gm.protein.structure_io import RawChain
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def torsion_chain(phi, psi, length) -> np.ndarray:

@@ -11,7 +11,7 @@ from multiflow_gm.protein.data.cache import CHAINS_DIR, ChainCache
 from multiflow_gm.protein.data.config import FilterConfig
 from multiflow_gm.protein.data.filters import expected_radius_of_gyration
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 # Reasons the shared subset is expected to produce: no file may fail to read.
 EXPECTED_REASONS = {"chain_break", "too_short", "too_long", "incomplete_backbone", "too_much_coil",
                     "rg_outlier", "unknown_residues", "bad_backbone_geometry"}
