@@ -14,6 +14,7 @@ unchanged, so an interrupted evaluation resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -70,7 +71,7 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     alpha = linear_alpha(*config.sampling.alpha)
 
     trainers, summaries = {}, {}
-    for network in (n for n in NETWORK_ORDER if any(s.network == n for s in specs.values())):
+    for network in (n for n in NETWORK_ORDER if any(n in s.networks for s in specs.values())):
         trainer = ImageTrainer(config, network, data, out_dir / "checkpoints" / f"{network}.pt", log, progress,
                                device)
         if trainer.step:
@@ -98,19 +99,18 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     }
     for name, spec in specs.items():
         old = previous.get("models", {}).get(name, {})
+        step = _network_step(spec, trainers)
         results["models"][name] = {"network": spec.network, "kinds": list(spec.kinds), "method": spec.method,
-                                   "description": spec.description, "network_step": trainers[spec.network].step,
-                                   "cells": {}}
+                                   "description": spec.description, "network_step": step, "cells": {}}
         for nfe in nfes:
             cell = old.get("cells", {}).get(str(nfe))
             grid = out_dir / f"samples_{name}.png"
             needs_grid = nfe == max(nfes) and not grid.is_file()
-            if (cell and cell.get("eval_key") == key and cell.get("network_step") == trainers[spec.network].step
-                    and not needs_grid):
+            if cell and cell.get("eval_key") == key and cell.get("network_step") == step and not needs_grid:
                 results["models"][name]["cells"][str(nfe)] = cell
                 continue
             results["models"][name]["cells"][str(nfe)] = _evaluate_cell(
-                name, spec, trainers[spec.network], metric, nfe, num_samples, alpha, config, key,
+                name, spec, trainers, metric, nfe, num_samples, alpha, config, key,
                 grid if nfe == max(nfes) else None, log, tqdm_progress)
             results["load_average"] = _load_average()
             _write(results, out_dir)
@@ -120,11 +120,20 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     return results
 
 
-def _evaluate_cell(name, spec, trainer, metric, nfe, num_samples, alpha, config, key, grid_path, log, progress):
-    net = trainer.net
-    with trainer.ema.swapped_into(net):
+def _network_step(spec, trainers) -> int | list[int]:
+    """Training step of the model's network (a list, one per network, for two networks)."""
+    steps = [trainers[network].step for network in spec.networks]
+    return steps[0] if len(steps) == 1 else steps
+
+
+def _evaluate_cell(name, spec, trainers, metric, nfe, num_samples, alpha, config, key, grid_path, log, progress):
+    nets = {kind: trainers[network].net for kind, network in spec.sources.items()}
+    step = _network_step(spec, trainers)
+    with contextlib.ExitStack() as stack:
+        for network in spec.networks:  # sample with every network's EMA weights
+            stack.enter_context(trainers[network].ema.swapped_into(trainers[network].net))
         bar = (lambda r: progress(r, desc=f"{name} NFE {nfe}")) if progress else None
-        result = sample_images(net, spec, num_samples, nfe, alpha=alpha,
+        result = sample_images(nets, spec, num_samples, nfe, alpha=alpha,
                                batch_size=config.sampling.batch_size, seed=config.sampling.seed, progress=bar)
     distance = metric.distance(result.images)
     log(f"{name} NFE {nfe}: {distance:.3f} ({result.evaluations} evaluations, {result.steps} steps, "
@@ -132,10 +141,10 @@ def _evaluate_cell(name, spec, trainer, metric, nfe, num_samples, alpha, config,
     if grid_path is not None:
         count = min(config.eval.grid_images, len(result.images))
         save_sample_grid(result.images[:count].cpu(), grid_path,
-                         title=f"{name}, NFE {result.evaluations}, step {trainer.step}")
-    return {"distance": distance, "nfe_used": result.evaluations, "steps": result.steps,
-            "method": spec.method, "sampling_seconds": round(result.seconds, 2),
-            "network_step": trainer.step, "eval_key": key, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+                         title=f"{name}, NFE {result.evaluations}, step {step}")
+    return {"distance": distance, "nfe_used": result.evaluations, "network_calls": result.network_calls,
+            "steps": result.steps, "method": spec.method, "sampling_seconds": round(result.seconds, 2),
+            "network_step": step, "eval_key": key, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def _write(results: dict, out_dir: Path) -> None:

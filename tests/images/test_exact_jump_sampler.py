@@ -101,3 +101,25 @@ def test_heun_budget_counts_every_evaluation(atoms):
     assert (result.steps, result.evaluations) == (10, 19)
     result = sample_images(oracle, MODELS["superposition"], 10, 20, batch_size=10)
     assert (result.steps, result.evaluations) == (20, 20)
+
+
+@pytest.mark.parametrize("model,nfe", [("superposition-2net", 80), ("mixed-2net", 50)])
+def test_two_networks_trained_apart_superpose_exactly(atoms, model, nfe):
+    """A flow-only oracle and a jump-only oracle of the same path superpose at sampling time."""
+    spec = MODELS[model]
+    nets = {"flow": ExactOracle(atoms, ("flow",)), "jump": ExactOracle(atoms, ("jump",))}
+    result = sample_images(nets, spec, 2000, nfe, alpha=0.5, batch_size=2000, seed=3)
+    w1, left = _check(result.images, _mixture(20000, seed=11))
+    assert w1 < 0.03, w1
+    assert abs(left - WEIGHTS[0]) < 0.04, left
+    assert result.network_calls == 2 * result.evaluations  # both networks run at every evaluation
+    # Control: a jump network on another path's intensity breaks the superposition.
+    nets["jump"] = ExactOracle(atoms, ("jump",), intensity_scale=0.3)
+    wrong = sample_images(nets, spec, 2000, nfe, alpha=0.5, batch_size=2000, seed=3)
+    assert _check(wrong.images, _mixture(20000, seed=11))[0] > 0.045
+
+
+def test_a_network_without_the_kind_is_refused(atoms):
+    nets = {"flow": ExactOracle(atoms, ("flow",)), "jump": ExactOracle(atoms, ("flow",))}
+    with pytest.raises(ValueError, match="jump"):
+        sample_images(nets, MODELS["superposition-2net"], 10, 10, batch_size=10)

@@ -49,6 +49,7 @@ def test_training_in_two_pieces_equals_training_at_once(tmp_path):
 
 def _command(out, *extra):
     return ["bench-images", "--dataset", "digits", "--models", "flow", "jump", "superposition", "mixed",
+            "superposition-2net",
             "--nfe", "3", "6", "--out", str(out), "--train-steps", "12", "--num-samples", "40",
             "--threads", "1", "--no-progress", "--set", "eval.classifier_steps=60",
             "--set", "train.batch_size=16", *[a for o in TINY_MODEL for a in ("--set", o)], *extra]
@@ -60,7 +61,9 @@ def test_bench_images_end_to_end_on_digits_and_resume(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "held-out real images (floor)" in printed and "not FID" in printed
     results = json.loads((out / "results.json").read_text())
-    assert list(results["models"]) == ["flow", "jump", "superposition", "mixed"]
+    assert list(results["models"]) == ["flow", "jump", "superposition", "mixed", "superposition-2net"]
+    two_nets = results["models"]["superposition-2net"]
+    assert two_nets["network_step"] == [12, 12] and two_nets["cells"]["3"]["network_calls"] == 6
     assert results["metric"]["kind"] == "classifier_fd" and 0 <= results["metric"]["classifier_test_accuracy"] <= 1
     for name, model in results["models"].items():
         assert set(model["cells"]) == {"3", "6"}
