@@ -6,7 +6,8 @@ Measures, for the MNIST preset (28x28, batch 64, ~1.2M parameters):
   backward, AdamW, EMA) for the flow, jump and flow+jump networks;
 * the jump-head cost ratio: jump (and flow+jump) step time over the flow step time;
 * sampling seconds per step for 64 images: Euler flow, Euler jump, superposition
-  (Euler) and one Heun step of the mixed sampler (two evaluations).
+  (Euler) of the two-head network and of the two networks trained apart, and one Heun
+  step of the mixed sampler (two evaluations).
 
 ``--device cuda --bf16`` times the same cases on a GPU under bfloat16 autocast.
 
@@ -80,10 +81,12 @@ def _train_case(config, network, data, device, bf16=False, channels_last=False):
 
 
 def _sample_case(net, model, batch, device, bf16=False):
+    """``net``: one network, or ``{kind: network}`` for the two-network models."""
     spec = MODELS[model]
     component = component_for(spec.kinds, 0.5)
     g = torch.Generator(device=device).manual_seed(0)
-    x0 = torch.randn(batch, *net.image_shape, generator=g, device=device)
+    shape = next(iter(net.values())).image_shape if isinstance(net, dict) else net.image_shape
+    x0 = torch.randn(batch, *shape, generator=g, device=device)
     grid = time_grid(2) * 0.5 if spec.method == "heun" else time_grid(1) * 0.5   # one step (Heun: 2 evals)
 
     @torch.no_grad()
@@ -134,6 +137,8 @@ def main():
         "jump (Euler)": _sample_case(nets["jump"], "jump", 64, device, args.bf16),
         "superposition (Euler)": _sample_case(nets["flow_jump"], "superposition", 64, device, args.bf16),
         "mixed (one Heun step = 2 evaluations)": _sample_case(nets["flow_jump"], "mixed", 64, device, args.bf16),
+        "superposition of two networks (Euler)": _sample_case({"flow": nets["flow"], "jump": nets["jump"]},
+                                                              "superposition-2net", 64, device, args.bf16),
     }
     for fn in [*train_cases.values(), *sample_cases.values()]:   # warm-up (allocator, kernels)
         fn()
