@@ -111,3 +111,20 @@ def load_codesign(path: str | Path, device="cpu"):
                         f"unexpected {unexpected[:3]})")
     network.to(device).eval()
     return network, CoDesignProcess(cfg.process), cfg, info
+
+
+def with_sampling_defaults(source: str | Path, target: str | Path, overrides: list[str]) -> Path:
+    """Copy an export to ``target`` with its sampling section changed by ``key=value`` overrides.
+
+    The weights are untouched; ``multiflow-gm sample`` without flags then uses the new
+    defaults. Keys are those of :class:`SamplingConfig` and are validated.
+    """
+    from multiflow_gm.config import apply_overrides, to_dict
+
+    weights, config, info = read_model_file(source)
+    sampling = apply_overrides(dict(config.get("sampling", {})), overrides)
+    from_dict(SamplingConfig, sampling, "sampling.")  # fail here, naming the key, not at sampling time
+    info = {**info, "sampling_defaults_from": [str(o) for o in overrides]}
+    return export_weights(weights, {**config, "sampling": to_dict(from_dict(SamplingConfig, sampling))}, target,
+                          extra=info)
+
