@@ -151,12 +151,14 @@ def main():
     parser.add_argument("--heldout-before", type=Path, help="the held-out benchmark of the first --before model")
     parser.add_argument("--checkpoint", type=Path, help="export this training checkpoint instead of the run's final "
                                                         "model_ema.safetensors")
+    parser.add_argument("--model", type=Path, help="ship this export (e.g. with new sampling defaults from "
+                                                   "scripts/set_sampling_defaults.py) instead of the run's own")
     args = parser.parse_args()
 
     from multiflow_gm.atomic_files import atomic_write_bytes, atomic_write_text
     from multiflow_gm.protein.evaluation.reference import ReferenceSet
 
-    weights = args.run / "model_ema.safetensors"
+    weights = args.model or args.run / "model_ema.safetensors"
     if args.checkpoint is not None:
         from multiflow_gm.protein.model_file import export_from_checkpoint
         weights = export_from_checkpoint(args.checkpoint, args.run / "model_ema_from_checkpoint.safetensors")
@@ -219,7 +221,10 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
     from multiflow_gm.config import load_config
     from multiflow_gm.training.protein_config import TrainConfig
 
+    from multiflow_gm.protein.model_file import load_codesign
+
     cfg = load_config(TrainConfig, args.run / "config.yaml")
+    sampling = load_codesign(ASSET)[2].sampling
     nll = extra["mpnn_nll_same_backbones"]
     comp = extra["composition"]
     lines = [
@@ -238,6 +243,9 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
         f"- Config: `configs/protein/small.yaml` (network c_s {cfg.model.c_s}, c_z {cfg.model.c_z}, "
         f"{cfg.model.num_blocks} IPA blocks).",
         f"- Started from: `{cfg.init_from}`." if cfg.init_from else "- Started from a random initialisation.",
+        f"- Sequences: a ProteinMPNN-designed sequence (`multiflow-gm distill`) with probability "
+        f"{cfg.data.designed_sequence_fraction:g}, else the native one." if cfg.data.designed_sequence_fraction
+        else "- Sequences: the native ones.",
         f"- Steps: {run_summary.get('steps', 'see summary')} optimiser steps "
         f"({run_summary.get('batches_consumed', '?')} batches, {run_summary.get('skipped_batches', 0)} skipped).",
         f"- Wall time: {run_summary.get('seconds', 0) / 3600:.2f} h on {platform.processor() or 'x86_64'} CPU, "
@@ -246,13 +254,14 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
         "",
         "## Evaluation",
         "",
-        "`multiflow-gm evaluate` of 64 co-designed samples at lengths 60-128 "
-        f"({cfg.sampling.num_steps} steps), against the native reference and a random-walk baseline:",
+        "`multiflow-gm evaluate` of 64 co-designed samples at lengths 60-128 with the model's default "
+        f"sampling settings ({sampling.num_steps} steps, temperature {sampling.temperature:g}, purity "
+        f"{'on' if sampling.purity else 'off'}), against the native reference and a random-walk baseline:",
         "",
         table,
         "",
-        "Targets of the protein-quality work, before (the previous default, kept as "
-        "`codesign_small_v1.safetensors`) and after:",
+        "Targets of the protein-quality work, for the earlier defaults (v1 is kept as "
+        "`codesign_small_v1.safetensors`) and this model:",
         "",
         targets,
         "",
