@@ -132,11 +132,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 BASE_KEY = "base"
 
 
-def _merge(base: dict, update: dict) -> dict:
+def merge_dicts(base: dict, update: dict) -> dict:
     """``update`` laid over ``base``: mappings merge key by key, anything else replaces."""
     out = dict(base)
     for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = merge_dicts(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -161,7 +161,7 @@ def read_layered_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         base = data.pop(BASE_KEY)
         if not isinstance(base, str):
             raise ConfigError(f"config key '{BASE_KEY}' in {path} must be a file name; got {base!r}")
-        data = _merge(read_layered_yaml(path.parent / base, (*_seen, path)), data)
+        data = merge_dicts(read_layered_yaml(path.parent / base, (*_seen, path)), data)
     return data
 
 

@@ -148,7 +148,6 @@ def main():
     parser.add_argument("--before", action="append", default=None, metavar="LABEL=DIR",
                         help="an earlier model's results folder (evaluation_table.md, heldout.json) for a "
                              "before column; repeatable (default: v1=results/default_model_v1)")
-    parser.add_argument("--heldout-before", type=Path, help="the held-out benchmark of the first --before model")
     parser.add_argument("--checkpoint", type=Path, help="export this training checkpoint instead of the run's final "
                                                         "model_ema.safetensors")
     parser.add_argument("--model", type=Path, help="ship this export (e.g. with new sampling defaults from "
@@ -188,7 +187,7 @@ def main():
 
         plot_loss_curves(args.run / "logs" / "metrics.csv", RESULTS / "loss_curve.png")
     table = (args.report / "report.md").read_text().split("| metric |", 1)[1].split("\n\n", 1)[0]
-    heldout, heldout_before = (_benchmark_summary(p) for p in (args.heldout, args.heldout_before))
+    heldout = _benchmark_summary(args.heldout)
     labels, befores, heldout_befores = [], [], []
     for item in args.before or [f"v1={BEFORE_TABLE.parent}"]:
         label, _, folder = item.partition("=")
@@ -197,8 +196,6 @@ def main():
         befores.append(table_column(table_path.read_text()) if table_path.is_file() else None)
         heldout_path = Path(folder) / "heldout.json"
         heldout_befores.append(_benchmark_summary(heldout_path) if heldout_path.is_file() else None)
-    if heldout_before is not None:
-        heldout_befores[0] = heldout_before
     targets = targets_markdown(target_rows(table_column("| metric |" + table), befores, heldout, heldout_befores),
                                labels)
     if heldout is not None:

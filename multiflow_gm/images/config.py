@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from multiflow_gm.config import from_dict, to_dict
+from multiflow_gm.config import from_dict, merge_dicts, to_dict
 from multiflow_gm.images.unet import UNetConfig
 
 DATASETS = ("mnist", "digits", "cifar10", "imagenet32")
@@ -145,24 +145,11 @@ def preset(dataset: str) -> ImageBenchConfig:
     """The built-in configuration of ``dataset``."""
     if dataset not in PRESETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
-    return from_dict(ImageBenchConfig, _merge(to_dict(ImageBenchConfig()), PRESETS[dataset]))
+    return from_dict(ImageBenchConfig, merge_dicts(to_dict(ImageBenchConfig()), PRESETS[dataset]))
 
 
 def preset_dict(dataset: str) -> dict:
     return to_dict(preset(dataset))
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
-        out[key] = _merge(base[key], value) if nested else value
-    return out
-
-
-def merge_overrides(base: dict, update: dict) -> dict:
-    """Nested dict ``base`` updated by ``update`` (for YAML files over a preset)."""
-    return _merge(base, update)
 
 
 def network_fingerprint(config: ImageBenchConfig) -> dict:

@@ -69,11 +69,8 @@ def export_weights(shadow: dict[str, torch.Tensor], config: dict, path: str | Pa
 
 def export_from_checkpoint(ckpt_path: str | Path, out_path: str | Path) -> Path:
     """Export the EMA weights and config of a training checkpoint to safetensors."""
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    state = ckpt["multiflow_gm"]
-    return export_weights(state["ema"]["shadow"], ckpt["hyper_parameters"]["config"], out_path,
-                          extra={"global_step": ckpt.get("global_step"),
-                                 "batches_consumed": state["batches_consumed"]})
+    weights, config, info = read_model_file(ckpt_path)
+    return export_weights(weights, config, out_path, extra=info)
 
 
 def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
@@ -92,8 +89,9 @@ def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, di
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise UserError(f"cannot read checkpoint {path}: {err}") from None
-    return (ckpt["multiflow_gm"]["ema"]["shadow"], ckpt["hyper_parameters"]["config"],
-            {"global_step": ckpt.get("global_step")})
+    state = ckpt["multiflow_gm"]
+    return (state["ema"]["shadow"], ckpt["hyper_parameters"]["config"],
+            {"global_step": ckpt.get("global_step"), "batches_consumed": state["batches_consumed"]})
 
 
 def load_codesign(path: str | Path, device="cpu"):
@@ -122,9 +120,8 @@ def with_sampling_defaults(source: str | Path, target: str | Path, overrides: li
     from multiflow_gm.config import apply_overrides, to_dict
 
     weights, config, info = read_model_file(source)
-    sampling = apply_overrides(dict(config.get("sampling", {})), overrides)
-    from_dict(SamplingConfig, sampling, "sampling.")  # fail here, naming the key, not at sampling time
+    # Validated here, naming a wrong key, rather than at sampling time.
+    sampling = from_dict(SamplingConfig, apply_overrides(dict(config.get("sampling", {})), overrides), "sampling.")
     info = {**info, "sampling_defaults_from": [str(o) for o in overrides]}
-    return export_weights(weights, {**config, "sampling": to_dict(from_dict(SamplingConfig, sampling))}, target,
-                          extra=info)
+    return export_weights(weights, {**config, "sampling": to_dict(sampling)}, target, extra=info)
 

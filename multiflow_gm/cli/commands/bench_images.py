@@ -47,16 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_config(args):
     """Preset of the dataset, then the YAML file (its keys over the preset), then overrides."""
-    from multiflow_gm.config import apply_overrides, from_dict, read_layered_yaml
+    from multiflow_gm.config import apply_overrides, from_dict, merge_dicts, read_layered_yaml
     from multiflow_gm.errors import ConfigError
-    from multiflow_gm.images.config import ImageBenchConfig, merge_overrides, preset_dict
+    from multiflow_gm.images.config import ImageBenchConfig, preset_dict
 
     file_data = read_layered_yaml(args.config) if args.config is not None else {}
     file_dataset = (file_data.get("data") or {}).get("dataset") if isinstance(file_data.get("data"), dict) else None
     if args.dataset and file_dataset and args.dataset != file_dataset:
         raise ConfigError(f"--dataset {args.dataset} disagrees with data.dataset={file_dataset} in {args.config}")
     dataset = args.dataset or file_dataset or "mnist"
-    data = apply_overrides(merge_overrides(preset_dict(dataset), file_data), list(args.overrides))
+    data = apply_overrides(merge_dicts(preset_dict(dataset), file_data), list(args.overrides))
     direct = {("train", "steps"): args.train_steps, ("data", "root"): args.data_dir,
               ("eval", "inception_weights"): args.inception_weights, ("eval", "num_samples"): args.num_samples}
     for (section, key), value in direct.items():

@@ -94,7 +94,7 @@ class IsotropicSO3Path:
     @staticmethod
     def support_reach(kappa: torch.Tensor) -> torch.Tensor:
         """Angle beyond which the density is below exp(-60) of its value at 0 (pi for small kappa)."""
-        return torch.arccos((1 - _TAIL_EXPONENT / (2 * kappa.clamp_min(1e-12))).clamp(-1, 1))
+        return _tail_reach(torch.ones_like(kappa), kappa)
 
     def landing_cutoff(self, kappa: torch.Tensor) -> torch.Tensor:
         """Largest landing angle: where ``d/dt log p`` changes sign, ``2 (1 - cos) = -dlogZ``."""
@@ -146,6 +146,11 @@ _NODES, _WEIGHTS = (torch.as_tensor(a, dtype=torch.float64) for a in np.polynomi
 _TAIL_EXPONENT = 60.0  # beyond exp(-60) of the density at theta the integrand is below float64 rounding
 
 
+def _tail_reach(cos_from: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
+    """Angle where ``exp(2 kappa cos)`` has fallen by exp(-60) from its value at ``arccos(cos_from)``."""
+    return torch.arccos((cos_from - _TAIL_EXPONENT / (2 * kappa.clamp_min(1e-12))).clamp(-1, 1))
+
+
 def radial_speed_per_kappa(theta: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
     """``d theta / d kappa = -(d F / d kappa)(theta) / m(theta)`` (float64, broadcast shapes).
 
@@ -165,7 +170,7 @@ def radial_speed_per_kappa(theta: torch.Tensor, kappa: torch.Tensor) -> torch.Te
     # Mode of m: 1 - cos = 1 / (2 kappa) (pi when kappa < 1/4).
     mode = torch.arccos((1 - 0.5 / kappa.clamp_min(1e-12)).clamp(-1, 1))
     below = theta < mode
-    reach = torch.arccos((cos_t - _TAIL_EXPONENT / (2 * kappa.clamp_min(1e-12))).clamp(-1, 1))
+    reach = _tail_reach(cos_t, kappa)
     lo = torch.where(below, torch.zeros_like(theta), theta)
     hi = torch.where(below, theta, torch.maximum(reach, theta))
     phi = lo[..., None] + (hi - lo)[..., None] * (_NODES.to(theta.device) + 1) / 2
