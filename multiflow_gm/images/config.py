@@ -52,7 +52,9 @@ class JumpHeadConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation of each network; ``steps`` is the total (a rerun continues to it)."""
+    """Optimisation of each network; ``steps`` is the total (a rerun continues to it).
+    ``snapshot_every``: keep the EMA weights every so many steps (0: never) for the
+    training curve of the distance."""
 
     steps: int = 4000
     batch_size: int = 64
@@ -63,11 +65,14 @@ class TrainConfig:
     ema_decay: float = 0.999
     t_max: float = 0.999
     checkpoint_seconds: float = 120.0
+    snapshot_every: int = 1000
     seed: int = 0
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.snapshot_every < 0:
+            raise ValueError("snapshot_every must be >= 0")
         if not 0.0 < self.t_max < 1.0:
             raise ValueError("t_max must lie in (0, 1): the jump intensity diverges at t = 1")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -95,7 +100,9 @@ class SamplingConfig:
 class EvalConfig:
     """``num_samples`` generated images per cell (capped by the held-out split, so the floor
     uses as many real images). ``inception_weights``: a local pytorch-fid Inception-v3 state
-    dict; without it the distance uses the features of a classifier trained on the data."""
+    dict; without it the distance uses the features of a classifier trained on the data.
+    ``bootstrap_draws`` / ``interval_level``: the percentile interval of every cell.
+    ``curve_nfe`` / ``curve_samples``: the distance of each EMA snapshot (training curve)."""
 
     num_samples: int = 1000
     inception_weights: Optional[str] = None
@@ -104,6 +111,18 @@ class EvalConfig:
     classifier_feature_dim: int = 64
     grid_images: int = 64
     feature_batch_size: int = 500
+    bootstrap_draws: int = 500
+    interval_level: float = 0.95
+    curve_nfe: int = 50
+    curve_samples: int = 250
+
+    def __post_init__(self):
+        if self.bootstrap_draws < 10:
+            raise ValueError("bootstrap_draws must be >= 10")
+        if not 0.0 < self.interval_level < 1.0:
+            raise ValueError("interval_level must lie in (0, 1)")
+        if self.curve_nfe < 1 or self.curve_samples < 2:
+            raise ValueError("curve_nfe must be >= 1 and curve_samples >= 2")
 
 
 @dataclass
@@ -154,7 +173,7 @@ def preset_dict(dataset: str) -> dict:
 
 def network_fingerprint(config: ImageBenchConfig) -> dict:
     """The settings a trained network depends on (not its step count or evaluation)."""
-    train = {k: v for k, v in to_dict(config.train).items() if k not in ("steps", "checkpoint_seconds")}
+    train = {k: v for k, v in to_dict(config.train).items() if k not in ("steps", "checkpoint_seconds", "snapshot_every")}
     data = {k: v for k, v in to_dict(config.data).items() if k != "root"}
     return {"data": data, "model": to_dict(config.model), "jump_bins": config.jump.bins,
             "jump_loss_weight": config.jump.loss_weight, "train": train}

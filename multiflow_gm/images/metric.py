@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
+from multiflow_gm.atomic_files import atomic_path
 from multiflow_gm.images.classifier import train_or_load_classifier
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import ImageData, to_unit_range
@@ -105,8 +107,31 @@ def _reference_stats(metric: ImageMetric, data: ImageData, cache_dir: Path, spli
     return stats
 
 
-def floor_distance(metric: ImageMetric, data: ImageData, num_samples: int, seed: int = 0) -> float:
-    """Distance of ``num_samples`` held-out real images (a seeded random subset, so every
-    class is represented) to the training images."""
+def floor_images(data: ImageData, num_samples: int, seed: int = 0) -> torch.Tensor:
+    """``num_samples`` held-out real images (a seeded random subset, so every class is represented)."""
     order = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(seed))
-    return metric.distance(data.test[order[:num_samples]])
+    return data.test[order[:num_samples]]
+
+
+def floor_images_features(metric: ImageMetric, data: ImageData, num_samples: int, seed: int = 0) -> np.ndarray:
+    """Features ``[N, D]`` of the floor's held-out real images."""
+    return metric.features(floor_images(data, num_samples, seed)).numpy()
+
+
+def floor_distance(metric: ImageMetric, data: ImageData, num_samples: int, seed: int = 0) -> float:
+    """Distance of ``num_samples`` held-out real images to the training images: what a perfect
+    sampler would score at that sample size."""
+    return metric.distance(floor_images(data, num_samples, seed))
+
+
+def save_features(path: Path, features: np.ndarray) -> None:
+    """Atomic npz of one cell's features ``[N, D]`` (float32, no pickle)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, features=np.asarray(features, dtype=np.float32))
+
+
+def load_features(path: Path) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as npz:
+        return npz["features"].astype(np.float64)

@@ -1,8 +1,9 @@
 """Tables (console and Markdown, laid out like the paper's: rows model, columns NFE) and sample grids.
 
-The results dict is the benchmark's JSON: ``models[name]["cells"][str(nfe)]`` holds
-``distance`` and ``nfe_used``; ``metric["label"]`` names the distance and ``floor``
-is the held-out real images' distance.
+The results dict is the benchmark's JSON: ``models[row]["cells"][str(nfe)]`` holds
+``distance``, its bootstrap ``interval`` and ``nfe_used``, and for rows other than flow
+``minus_flow`` (the paired interval of the difference to the flow row);
+``metric["label"]`` names the distance and ``floor`` is the held-out real images' distance.
 """
 
 from __future__ import annotations
@@ -19,10 +20,37 @@ from multiflow_gm.atomic_files import atomic_save_figure
 def _cell(cell: dict | None, nominal: int) -> str:
     if not cell:
         return "-"
-    text = f"{cell['distance']:.2f}"
+    text = f"{cell['distance']:.1f}"
+    if cell.get("interval"):
+        low, high = cell["interval"]
+        text += f" [{low:.1f}, {high:.1f}]"
     if cell.get("nfe_used", nominal) != nominal:
         text += f" ({cell['nfe_used']})"
     return text
+
+
+def _difference(cell: dict | None) -> str:
+    """``-12.3 [-20.1, -4.0] better`` when the interval excludes zero, else the numbers alone."""
+    if not cell or "minus_flow" not in cell:
+        return "-"
+    d = cell["minus_flow"]
+    text = f"{d['estimate']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]"
+    if d["high"] < 0:
+        return f"**{text} better**"
+    if d["low"] > 0:
+        return f"{text} worse"
+    return text
+
+
+def difference_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the paired differences to the flow row (empty without a flow row)."""
+    nfes = results["nfe"]
+    header = ["model"] + [f"NFE {n}" for n in nfes]
+    rows = [[name] + [_difference(model["cells"].get(str(n))) for n in nfes]
+            for name, model in results["models"].items() if name != "flow"]
+    if "flow" not in results["models"]:
+        rows = []
+    return header, rows
 
 
 def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -33,7 +61,10 @@ def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     for name, model in results["models"].items():
         rows.append([name] + [_cell(model["cells"].get(str(n)), n) for n in nfes])
     if results.get("floor") is not None:
-        rows.append(["held-out real images (floor)"] + [f"{results['floor']:.2f}"] * len(nfes))
+        floor = f"{results['floor']:.1f}"
+        if results.get("floor_interval"):
+            floor += " [{:.1f}, {:.1f}]".format(*results["floor_interval"])
+        rows.append(["held-out real images (floor)"] + [floor] * len(nfes))
     return header, rows
 
 
@@ -41,14 +72,15 @@ def _notes(results: dict) -> list[str]:
     metric = results["metric"]
     notes = [f"Cells: {metric['label']}, {results['num_samples']} generated images vs the "
              f"{results['train_images']} training images; lower is better."]
+    if "interval_level" in results:
+        notes.append(f"Brackets: {100 * results['interval_level']:.0f}% bootstrap interval over the generated "
+                     f"set (sampling noise at a fixed network, not the spread over training seeds).")
     if any(m.get("method") == "heun" for m in results["models"].values()):
         notes.append("Heun rows use 2 network evaluations per step except the last; a number in "
                      "parentheses is the NFE actually used (at most the column's).")
-    alpha = results.get("alpha")
-    if alpha and any(len(m.get("kinds", [])) == 2 for m in results["models"].values()):
-        a0, a1 = alpha
-        weight = f"{a0:g}" if a0 == a1 else f"{a0:g} at t=0 to {a1:g} at t=1 (linear)"
-        notes.append(f"Superposition: flow weight alpha = {weight}, jump weight 1 - alpha.")
+    if any(len(m.get("kinds", [])) == 2 for m in results["models"].values()):
+        notes.append("Superposition rows: flow weight alpha (the row's `a=`, else the config's schedule "
+                     f"{results.get('alpha')} at t=0 and t=1, linear), jump weight 1 - alpha.")
     return notes
 
 
@@ -70,6 +102,14 @@ def markdown_table(results: dict) -> str:
           "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md += [""] + [f"- {n}" for n in _notes(results)]
+    header, diffs = difference_rows(results)
+    if diffs:
+        md += ["", "## Difference to flow at the same NFE", "",
+               "Distance of the row minus that of the flow row, with a paired bootstrap interval (every "
+               "row starts image i from the same noise). **Bold**: better than flow beyond the interval; "
+               "'worse': worse beyond it.", "",
+               "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        md += ["| " + " | ".join(r) + " |" for r in diffs]
     nets = results.get("networks", {})
     if nets:
         md += ["", "| network | parameters | training steps | training images/s |", "|---|---:|---:|---:|"]

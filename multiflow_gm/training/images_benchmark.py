@@ -4,9 +4,14 @@ cell against the training images, and write the table (JSON, Markdown) and sampl
 Layout of the output directory::
 
     checkpoints/{flow,jump,flow_jump}.pt   training state (resumable)
+    checkpoints/snapshots/                  EMA weights every ``train.snapshot_every`` steps
     cache/                                  metric classifier and reference statistics
+    features/<row>_nfe<N>.npz               metric features of every cell's generated images
     results.json, results.md                the table (updated after every cell)
-    samples_<model>.png                     samples at the largest NFE
+    samples_<row>.png                       samples at the largest NFE
+
+Every cell carries a bootstrap interval over its generated set, and every row its paired
+difference to the flow row at the same NFE.
 
 A rerun reuses every cell whose network step, metric and sampling settings are
 unchanged, so an interrupted evaluation resumes where it stopped.
@@ -15,8 +20,10 @@ unchanged, so an interrupted evaluation resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -27,9 +34,10 @@ from multiflow_gm.errors import UserError
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import load_dataset
 from multiflow_gm.atomic_files import atomic_write_json, atomic_write_text
-from multiflow_gm.images.metric import build_metric, floor_distance
+from multiflow_gm.images.intervals import difference_interval, distance_interval
+from multiflow_gm.images.metric import build_metric, floor_images_features, load_features, save_features
 from multiflow_gm.images.report import console_table, markdown_table, save_sample_grid
-from multiflow_gm.images.sampling import linear_alpha, model_spec, sample_images
+from multiflow_gm.images.sampling import ModelSpec, linear_alpha, model_spec, sample_images
 from multiflow_gm.training.images_trainer import ImageTrainer
 
 NETWORK_ORDER = ("flow", "jump", "flow_jump")
@@ -42,15 +50,53 @@ def _load_average() -> list[float] | None:
         return None
 
 
-def _eval_key(config: ImageBenchConfig, metric_label: str, num_samples: int) -> dict:
-    s = config.sampling
-    return {"metric": metric_label, "num_samples": num_samples, "alpha": list(s.alpha), "seed": s.seed}
+@dataclass(frozen=True)
+class Row:
+    """One table row: a model and, for a superposition, its flow weight ``alpha``
+    (a number, or ``(alpha at t=0, alpha at t=1)`` for the linear schedule)."""
+
+    name: str
+    model: str
+    spec: ModelSpec
+    alpha: float | tuple[float, float] | None = None
+
+    @property
+    def file_stem(self) -> str:
+        return self.name.replace(" ", "_").replace("=", "")
+
+
+def benchmark_rows(models: list[str], alphas: list[float] | None,
+                   schedule: tuple[float, float]) -> list[Row]:
+    """Rows of the table: one per model; a two-kind model gets one row per constant ``alpha``
+    when ``alphas`` is given, else one row with the config's ``schedule``."""
+    rows = []
+    for name in models:
+        spec = model_spec(name)
+        if len(spec.kinds) < 2:
+            rows.append(Row(name, name, spec))
+        elif alphas is None:
+            rows.append(Row(name, name, spec, tuple(schedule)))
+        else:
+            rows += [Row(f"{name} a={a:g}", name, spec, float(a)) for a in alphas]
+    return rows
+
+
+def _alpha_of(row: Row):
+    if row.alpha is None:
+        return 1.0
+    if isinstance(row.alpha, tuple):
+        return linear_alpha(*row.alpha)
+    return linear_alpha(row.alpha, row.alpha)
+
+
+def _eval_key(config: ImageBenchConfig, metric_label: str, num_samples: int, row: Row) -> dict:
+    alpha = list(row.alpha) if isinstance(row.alpha, tuple) else row.alpha
+    return {"metric": metric_label, "num_samples": num_samples, "alpha": alpha, "seed": config.sampling.seed}
 
 
 def _previous_results(path: Path) -> dict:
     if not path.is_file():
         return {}
-    import json
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -59,19 +105,21 @@ def _previous_results(path: Path) -> dict:
 
 def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], out_dir: Path,
                   log: Callable[[str], None] = print, progress: bool = True,
-                  device: str | torch.device = "cpu") -> dict:
-    """Train what is missing, evaluate every cell, write the outputs; returns the results dict."""
+                  device: str | torch.device = "cpu", train_only: bool = False,
+                  alphas: list[float] | None = None) -> dict:
+    """Train what is missing, evaluate every (row, NFE) cell with its bootstrap interval and its
+    paired difference to the flow row, write the outputs; returns the results dict (with
+    ``train_only``: stop after training and return the training summaries)."""
     if not models or not nfes:
         raise UserError("give at least one model and one NFE")
-    specs = {name: model_spec(name) for name in models}
+    rows = benchmark_rows(models, alphas, config.sampling.alpha)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_dataset(config.data)
     log(data.describe())
-    alpha = linear_alpha(*config.sampling.alpha)
 
     trainers, summaries = {}, {}
-    for network in (n for n in NETWORK_ORDER if any(n in s.networks for s in specs.values())):
+    for network in (n for n in NETWORK_ORDER if any(n in r.spec.networks for r in rows)):
         trainer = ImageTrainer(config, network, data, out_dir / "checkpoints" / f"{network}.pt", log, progress,
                                device)
         if trainer.step:
@@ -83,41 +131,69 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
         log(f"{network}: {summary.parameters:,} parameters, {summary.steps} steps"
             + (f", {summary.images_per_second:.1f} training images/s" if summary.images_per_second else ""))
         trainers[network], summaries[network] = trainer, summary
+    if train_only:
+        return {"networks": {n: s.to_dict() for n, s in summaries.items()}}
 
     tqdm_progress = _tqdm_factory() if progress else None
     metric = build_metric(data, config, out_dir / "cache", progress=tqdm_progress, log=log, device=device)
     num_samples = min(config.eval.num_samples, len(data.test))
-    floor = floor_distance(metric, data, num_samples, seed=config.sampling.seed)
-    key = _eval_key(config, metric.label, num_samples)
+    floor_features = floor_images_features(metric, data, num_samples, seed=config.sampling.seed)
+    floor = distance_interval(floor_features, metric.reference, config.eval.bootstrap_draws,
+                              config.eval.interval_level)
     previous = _previous_results(out_dir / "results.json")
     results = {
         "dataset": data.name, "data": data.describe(), "train_images": len(data.train),
-        "metric": metric.describe(), "num_samples": num_samples, "floor": floor,
+        "metric": metric.describe(), "num_samples": num_samples, "floor": floor.estimate,
+        "floor_interval": [floor.low, floor.high], "interval_level": config.eval.interval_level,
         "nfe": list(nfes), "alpha": list(config.sampling.alpha), "models": {},
         "networks": {n: s.to_dict() for n, s in summaries.items()},
         "config": to_dict(config), "torch_threads": torch.get_num_threads(), "device": str(device),
     }
-    for name, spec in specs.items():
-        old = previous.get("models", {}).get(name, {})
-        step = _network_step(spec, trainers)
-        results["models"][name] = {"network": spec.network, "kinds": list(spec.kinds), "method": spec.method,
-                                   "description": spec.description, "network_step": step, "cells": {}}
+    features = {}
+    for row in rows:
+        old = previous.get("models", {}).get(row.name, {})
+        step = _network_step(row.spec, trainers)
+        key = _eval_key(config, metric.label, num_samples, row)
+        results["models"][row.name] = {"model": row.model, "network": row.spec.network,
+                                       "kinds": list(row.spec.kinds), "method": row.spec.method,
+                                       "alpha": key["alpha"], "description": row.spec.description,
+                                       "network_step": step, "cells": {}}
         for nfe in nfes:
             cell = old.get("cells", {}).get(str(nfe))
-            grid = out_dir / f"samples_{name}.png"
+            grid = out_dir / f"samples_{row.file_stem}.png"
+            feature_file = out_dir / "features" / f"{row.file_stem}_nfe{nfe}.npz"
             needs_grid = nfe == max(nfes) and not grid.is_file()
-            if cell and cell.get("eval_key") == key and cell.get("network_step") == step and not needs_grid:
-                results["models"][name]["cells"][str(nfe)] = cell
+            if (cell and cell.get("eval_key") == key and cell.get("network_step") == step and not needs_grid
+                    and feature_file.is_file()):
+                results["models"][row.name]["cells"][str(nfe)] = cell
+                features[row.name, nfe] = load_features(feature_file)
                 continue
-            results["models"][name]["cells"][str(nfe)] = _evaluate_cell(
-                name, spec, trainers, metric, nfe, num_samples, alpha, config, key,
+            cell, features[row.name, nfe] = _evaluate_cell(
+                row, trainers, metric, nfe, num_samples, config, key,
                 grid if nfe == max(nfes) else None, log, tqdm_progress)
+            save_features(feature_file, features[row.name, nfe])
+            results["models"][row.name]["cells"][str(nfe)] = cell
             results["load_average"] = _load_average()
             _write(results, out_dir)
+    _compare_with_flow(results, features, metric, config)
     results["load_average"] = _load_average()
     _write(results, out_dir)
     log("\n" + console_table(results))
     return results
+
+
+def _compare_with_flow(results: dict, features: dict, metric, config: ImageBenchConfig) -> None:
+    """Paired bootstrap interval of ``distance(row) - distance(flow)`` at each NFE (all rows
+    start image ``i`` from the same noise, so the pairs share it)."""
+    if "flow" not in results["models"]:
+        return
+    for name, model in results["models"].items():
+        if name == "flow":
+            continue
+        for nfe, cell in model["cells"].items():
+            diff = difference_interval(features[name, int(nfe)], features["flow", int(nfe)], metric.reference,
+                                       config.eval.bootstrap_draws, config.eval.interval_level)
+            cell["minus_flow"] = diff.to_dict()
 
 
 def _network_step(spec, trainers) -> int | list[int]:
@@ -126,25 +202,29 @@ def _network_step(spec, trainers) -> int | list[int]:
     return steps[0] if len(steps) == 1 else steps
 
 
-def _evaluate_cell(name, spec, trainers, metric, nfe, num_samples, alpha, config, key, grid_path, log, progress):
+def _evaluate_cell(row: Row, trainers, metric, nfe, num_samples, config, key, grid_path, log, progress):
+    spec = row.spec
     nets = {kind: trainers[network].net for kind, network in spec.sources.items()}
     step = _network_step(spec, trainers)
     with contextlib.ExitStack() as stack:
         for network in spec.networks:  # sample with every network's EMA weights
             stack.enter_context(trainers[network].ema.swapped_into(trainers[network].net))
-        bar = (lambda r: progress(r, desc=f"{name} NFE {nfe}")) if progress else None
-        result = sample_images(nets, spec, num_samples, nfe, alpha=alpha,
+        bar = (lambda r: progress(r, desc=f"{row.name} NFE {nfe}")) if progress else None
+        result = sample_images(nets, spec, num_samples, nfe, alpha=_alpha_of(row),
                                batch_size=config.sampling.batch_size, seed=config.sampling.seed, progress=bar)
-    distance = metric.distance(result.images)
-    log(f"{name} NFE {nfe}: {distance:.3f} ({result.evaluations} evaluations, {result.steps} steps, "
-        f"{result.seconds:.0f} s)")
+    feats = metric.features(result.images).numpy()
+    interval = distance_interval(feats, metric.reference, config.eval.bootstrap_draws, config.eval.interval_level)
+    log(f"{row.name} NFE {nfe}: {interval.estimate:.3f} [{interval.low:.2f}, {interval.high:.2f}] "
+        f"({result.evaluations} evaluations, {result.steps} steps, {result.seconds:.0f} s)")
     if grid_path is not None:
         count = min(config.eval.grid_images, len(result.images))
         save_sample_grid(result.images[:count].cpu(), grid_path,
-                         title=f"{name}, NFE {result.evaluations}, step {step}")
-    return {"distance": distance, "nfe_used": result.evaluations, "network_calls": result.network_calls,
+                         title=f"{row.name}, NFE {result.evaluations}, step {step}")
+    cell = {"distance": interval.estimate, "interval": [interval.low, interval.high],
+            "nfe_used": result.evaluations, "network_calls": result.network_calls,
             "steps": result.steps, "method": spec.method, "sampling_seconds": round(result.seconds, 2),
             "network_step": step, "eval_key": key, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return cell, feats
 
 
 def _write(results: dict, out_dir: Path) -> None:

@@ -29,6 +29,7 @@ from multiflow_gm.images.objective import training_losses
 from multiflow_gm.training.ema import EMA
 
 FORMAT = "multiflow-gm/images-v1"
+SNAPSHOT_FORMAT = "multiflow-gm/images-ema-snapshot-v1"
 _SEED_OFFSETS = {"flow": 0, "jump": 1, "flow_jump": 2}
 
 
@@ -114,6 +115,20 @@ class ImageTrainer:
             state["noise_generator"] = self.noise_generator.get_state()
         atomic_torch_save(state, self.checkpoint)
 
+    def snapshot_path(self, step: int) -> Path | None:
+        if self.checkpoint is None:
+            return None
+        return self.checkpoint.parent / "snapshots" / f"{self.network_name}_{step:07d}.pt"
+
+    def save_snapshot(self) -> None:
+        """The EMA weights at this step, for the training curve (``load_snapshot`` reads them)."""
+        path = self.snapshot_path(self.step)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({"format": SNAPSHOT_FORMAT, "fingerprint": self.fingerprint, "step": self.step,
+                           "ema": dict(self.ema.shadow)}, path)
+
     def _lr(self, step: int) -> float:
         warmup = max(1, self.config.train.warmup_steps)
         return self.config.train.lr * min(1.0, (step + 1) / warmup)
@@ -160,6 +175,8 @@ class ImageTrainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{losses['total'].item():.4f}")
+                if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
+                    self.save_snapshot()
                 if time.monotonic() - last_save > cfg.checkpoint_seconds:
                     self.save()
                     last_save = time.monotonic()

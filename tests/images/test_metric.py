@@ -86,3 +86,11 @@ def test_classifier_is_trained_once_then_loaded_from_cache(tmp_path):
     # Other settings: retrained, not silently reused.
     third = train_or_load_classifier(data, cache, feature_dim=8, steps=41, batch_size=32)
     assert not third.from_cache
+
+
+def test_flattened_curve_detection():
+    from multiflow_gm.training.images_curves import stopped_improving
+
+    assert not stopped_improving([100, 80, 60, 50, 40])          # still improving
+    assert stopped_improving([100, 60, 50, 50.5, 49.8, 51])      # last three within 2% of the best
+    assert not stopped_improving([100, 60, 50])                  # too few points to tell

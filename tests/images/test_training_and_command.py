@@ -51,7 +51,8 @@ def _command(out, *extra):
     return ["bench-images", "--dataset", "digits", "--models", "flow", "jump", "superposition", "mixed",
             "superposition-2net",
             "--nfe", "3", "6", "--out", str(out), "--train-steps", "12", "--num-samples", "40",
-            "--threads", "1", "--no-progress", "--set", "eval.classifier_steps=60",
+            "--threads", "1", "--no-progress", "--set", "eval.classifier_steps=60", "--set", "eval.bootstrap_draws=50",
+            "--set", "train.snapshot_every=6", "--set", "eval.curve_samples=20", "--set", "eval.curve_nfe=3",
             "--set", "train.batch_size=16", *[a for o in TINY_MODEL for a in ("--set", o)], *extra]
 
 
@@ -64,6 +65,11 @@ def test_bench_images_end_to_end_on_digits_and_resume(tmp_path, capsys):
     assert list(results["models"]) == ["flow", "jump", "superposition", "mixed", "superposition-2net"]
     two_nets = results["models"]["superposition-2net"]
     assert two_nets["network_step"] == [12, 12] and two_nets["cells"]["3"]["network_calls"] == 6
+    for name, model in results["models"].items():
+        for cell in model["cells"].values():
+            low, high = cell["interval"]
+            assert low <= high and (name == "flow") != ("minus_flow" in cell)
+    assert results["floor_interval"][0] <= results["floor"] <= results["floor_interval"][1] * 1.5
     assert results["metric"]["kind"] == "classifier_fd" and 0 <= results["metric"]["classifier_test_accuracy"] <= 1
     for name, model in results["models"].items():
         assert set(model["cells"]) == {"3", "6"}
@@ -74,6 +80,7 @@ def test_bench_images_end_to_end_on_digits_and_resume(tmp_path, capsys):
     assert results["floor"] > 0 and results["networks"]["flow_jump"]["steps"] == 12
     md = (out / "results.md").read_text()
     assert "| model | NFE 3 | NFE 6 |" in md and "| superposition |" in md
+    assert "## Difference to flow at the same NFE" in md
     for network in ("flow", "jump", "flow_jump"):
         state = torch.load(out / "checkpoints" / f"{network}.pt", weights_only=True)
         assert state["step"] == 12
@@ -90,6 +97,21 @@ def test_bench_images_end_to_end_on_digits_and_resume(tmp_path, capsys):
     rerun = json.loads((out / "results.json").read_text())
     assert rerun["models"]["flow"]["network_step"] == 14 and list(rerun["models"]) == ["flow"]
 
+    # One row per constant flow weight; rows of unchanged networks reuse nothing stale.
+    assert main(_command(out, "--models", "flow", "superposition", "--alpha", "0.3", "0.7", "--nfe", "3")) == 0
+    swept = json.loads((out / "results.json").read_text())
+    assert list(swept["models"]) == ["flow", "superposition a=0.3", "superposition a=0.7"]
+    assert swept["models"]["superposition a=0.3"]["alpha"] == 0.3
+    assert (out / "features" / "superposition_a0.3_nfe3.npz").is_file()
+
+    # Training curves from the EMA snapshots (steps 6 and 12; flow also 14 is not a multiple).
+    assert main(_command(out, "--curves", "--models", "flow", "superposition")) == 0
+    curves = json.loads((out / "curves.json").read_text())
+    assert [p["step"] for p in curves["curves"]["flow"]] == [6, 12]
+    assert [p["step"] for p in curves["curves"]["flow_jump"]] == [6, 12]
+    assert set(curves["curves"]["flow_jump"][0]["held_out_loss"]) == {"flow", "jump", "total"}
+    assert (out / "curves.png").stat().st_size > 1000 and curves["summary"]["flow"]["snapshots"] == 2
+
 
 def test_bad_command_input_is_one_line_error(tmp_path, capsys):
     assert main(_command(tmp_path / "x", "--set", "sampling.alpha=[1.5, 0.0]")) == 2
@@ -99,3 +121,11 @@ def test_bad_command_input_is_one_line_error(tmp_path, capsys):
     assert main(["bench-images", "--dataset", "cifar10", "--out", str(tmp_path / "c"),
                  "--data-dir", str(tmp_path)]) == 2
     assert "data_batch_1" in capsys.readouterr().err
+
+
+def test_train_only_keeps_snapshots_and_evaluates_nothing(tmp_path, capsys):
+    out = tmp_path / "train"
+    assert main(_command(out, "--models", "jump", "--train-only", "--set", "train.snapshot_every=4")) == 0
+    assert sorted(p.name for p in (out / "checkpoints" / "snapshots").iterdir()) == \
+        ["jump_0000004.pt", "jump_0000008.pt", "jump_0000012.pt"]
+    assert not (out / "results.json").exists() and "trained" in capsys.readouterr().out

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"models (table rows); choices: {', '.join(MODELS)} (default: %(default)s)")
     parser.add_argument("--nfe", nargs="+", type=int, default=[20, 50, 100],
                         help="network evaluations per sample (table columns; default: %(default)s)")
+    parser.add_argument("--alpha", nargs="+", type=float, default=None, metavar="A",
+                        help="constant flow weights of the superposition rows, one row per value (e.g. "
+                             "0.1 0.3 0.5 0.7 0.9; default: one row with sampling.alpha of the config)")
     parser.add_argument("--out", type=Path, required=True, help="output directory (checkpoints, results)")
     parser.add_argument("--train-steps", type=int, default=None,
                         help="total optimiser steps per network (default: the preset's train.steps)")
@@ -42,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=None, help="generated images per cell")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or resume) the models' networks to --train-steps and stop; run one "
+                             "process per network with the same --out to train them side by side")
+    parser.add_argument("--curves", action="store_true",
+                        help="score the EMA snapshots of the models' networks (held-out loss and distance "
+                             "at eval.curve_nfe) into curves.json and curves.png, and stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -94,6 +103,8 @@ def run(args) -> int:
         raise UserError("--threads must be >= 1")
     if any(n < 1 for n in args.nfe):
         raise UserError("every --nfe value must be >= 1")
+    if args.alpha is not None and any(not 0.0 <= a <= 1.0 for a in args.alpha):
+        raise UserError(f"every --alpha value must lie in [0, 1]; got {args.alpha}")
     if args.num_samples is not None and args.num_samples < 2:
         raise UserError("--num-samples must be >= 2")
     torch.set_num_threads(args.threads)
@@ -104,11 +115,24 @@ def run(args) -> int:
     nfes = sorted(set(args.nfe))
     device = _device(args.device)
     # A terminated run saves its training state on the way out (the trainer saves in `finally`).
+    if args.curves:
+        from multiflow_gm.images.sampling import model_spec
+        from multiflow_gm.training.images_benchmark import NETWORK_ORDER
+        from multiflow_gm.training.images_curves import run_curves
+
+        networks = [n for n in NETWORK_ORDER if any(n in model_spec(m).networks for m in models)]
+        run_curves(config, networks, args.out, log=lambda msg: print(msg, flush=True), device=device)
+        print(f"wrote {args.out / 'curves.json'} and {args.out / 'curves.png'}")
+        return 0
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_benchmark(config, models, nfes, args.out, log=lambda msg: print(msg, flush=True),
-                      progress=not args.no_progress, device=device)
+                      progress=not args.no_progress, device=device, train_only=args.train_only,
+                      alphas=sorted(set(args.alpha)) if args.alpha else None)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and samples_<model>.png")
+    if args.train_only:
+        print(f"trained; checkpoints and EMA snapshots in {args.out / 'checkpoints'}")
+    else:
+        print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'} and samples_<model>.png")
     return 0
