@@ -145,3 +145,47 @@ def save_sample_grid(images: torch.Tensor, path: Path, title: str | None = None)
     if title:
         fig.suptitle(title, fontsize=8)
     return atomic_save_figure(fig, path, dpi=100)
+
+
+def plot_sweep(results: dict, path: Path) -> Path | None:
+    """Distance against the flow weight alpha, one panel per superposition sampler and one line
+    per NFE (bars: intervals); the flow row at each NFE is the dashed line of the same colour
+    (alpha = 1 is the flow alone), the jump row the dotted one (alpha = 0)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families: dict[str, list[tuple[float, dict]]] = {}
+    for model in results["models"].values():
+        if len(model.get("kinds", [])) == 2 and isinstance(model.get("alpha"), (int, float)):
+            families.setdefault(model["model"], []).append((float(model["alpha"]), model))
+    if not families:
+        return None
+    nfes = results["nfe"]
+    fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.8), sharey=True, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (family, members) in zip(axes[0], families.items()):
+        members.sort(key=lambda m: m[0])
+        for i, nfe in enumerate(nfes):
+            pts = [(a, m["cells"].get(str(nfe))) for a, m in members if m["cells"].get(str(nfe))]
+            if not pts:
+                continue
+            colour = colours[i % len(colours)]
+            a = np.array([p[0] for p in pts])
+            d = np.array([p[1]["distance"] for p in pts])
+            lo = np.array([p[1].get("interval", [p[1]["distance"]] * 2)[0] for p in pts])
+            hi = np.array([p[1].get("interval", [p[1]["distance"]] * 2)[1] for p in pts])
+            ax.errorbar(a, d, yerr=[d - lo, hi - d], marker="o", ms=3, capsize=2, color=colour, label=f"NFE {nfe}")
+            for name, style in (("flow", "--"), ("jump", ":")):
+                cell = results["models"].get(name, {}).get("cells", {}).get(str(nfe))
+                if cell:
+                    ax.axhline(cell["distance"], color=colour, ls=style, lw=1)
+        if results.get("floor") is not None:
+            ax.axhline(results["floor"], color="k", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("flow weight alpha")
+        ax.set_title(family, fontsize=9)
+    axes[0][0].set_ylabel("distance (log); dashed: flow, dotted: jump, black: floor")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return atomic_save_figure(fig, path, dpi=110)

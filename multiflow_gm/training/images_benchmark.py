@@ -6,7 +6,8 @@ Layout of the output directory::
     checkpoints/{flow,jump,flow_jump}.pt   training state (resumable)
     checkpoints/snapshots/                  EMA weights every ``train.snapshot_every`` steps
     cache/                                  metric classifier and reference statistics
-    features/<row>_nfe<N>.npz               metric features of every cell's generated images
+    features/<row>_nfe<N>.{npz,json}        every cell: metric features of its images, and its record
+                                            (a rerun reuses a cell whose network step and settings match)
     results.json, results.md                the table (updated after every cell)
     samples_<row>.png                       samples at the largest NFE
 
@@ -14,7 +15,8 @@ Every cell carries a bootstrap interval over its generated set, and every row it
 difference to the flow row at the same NFE.
 
 A rerun reuses every cell whose network step, metric and sampling settings are
-unchanged, so an interrupted evaluation resumes where it stopped.
+unchanged (whatever rows the run before asked for), so an interrupted evaluation
+resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from multiflow_gm.images.datasets import load_dataset
 from multiflow_gm.atomic_files import atomic_write_json, atomic_write_text
 from multiflow_gm.images.intervals import difference_interval, distance_interval
 from multiflow_gm.images.metric import build_metric, floor_images_features, load_features, save_features
-from multiflow_gm.images.report import console_table, markdown_table, save_sample_grid
+from multiflow_gm.images.report import console_table, markdown_table, plot_sweep, save_sample_grid
 from multiflow_gm.images.sampling import ModelSpec, linear_alpha, model_spec, sample_images
 from multiflow_gm.training.images_trainer import ImageTrainer
 
@@ -94,7 +96,7 @@ def _eval_key(config: ImageBenchConfig, metric_label: str, num_samples: int, row
     return {"metric": metric_label, "num_samples": num_samples, "alpha": alpha, "seed": config.sampling.seed}
 
 
-def _previous_results(path: Path) -> dict:
+def _read_json(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
@@ -140,7 +142,6 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     floor_features = floor_images_features(metric, data, num_samples, seed=config.sampling.seed)
     floor = distance_interval(floor_features, metric.reference, config.eval.bootstrap_draws,
                               config.eval.interval_level)
-    previous = _previous_results(out_dir / "results.json")
     results = {
         "dataset": data.name, "data": data.describe(), "train_images": len(data.train),
         "metric": metric.describe(), "num_samples": num_samples, "floor": floor.estimate,
@@ -151,7 +152,6 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     }
     features = {}
     for row in rows:
-        old = previous.get("models", {}).get(row.name, {})
         step = _network_step(row.spec, trainers)
         key = _eval_key(config, metric.label, num_samples, row)
         results["models"][row.name] = {"model": row.model, "network": row.spec.network,
@@ -159,9 +159,10 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
                                        "alpha": key["alpha"], "description": row.spec.description,
                                        "network_step": step, "cells": {}}
         for nfe in nfes:
-            cell = old.get("cells", {}).get(str(nfe))
             grid = out_dir / f"samples_{row.file_stem}.png"
-            feature_file = out_dir / "features" / f"{row.file_stem}_nfe{nfe}.npz"
+            stem = f"{row.file_stem}_nfe{nfe}"  # alpha's dot: no Path.with_suffix here
+            feature_file, record_file = out_dir / "features" / f"{stem}.npz", out_dir / "features" / f"{stem}.json"
+            cell = _read_json(record_file)
             needs_grid = nfe == max(nfes) and not grid.is_file()
             if (cell and cell.get("eval_key") == key and cell.get("network_step") == step and not needs_grid
                     and feature_file.is_file()):
@@ -172,6 +173,7 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
                 row, trainers, metric, nfe, num_samples, config, key,
                 grid if nfe == max(nfes) else None, log, tqdm_progress)
             save_features(feature_file, features[row.name, nfe])
+            atomic_write_json(record_file, cell)
             results["models"][row.name]["cells"][str(nfe)] = cell
             results["load_average"] = _load_average()
             _write(results, out_dir)
@@ -230,6 +232,7 @@ def _evaluate_cell(row: Row, trainers, metric, nfe, num_samples, config, key, gr
 def _write(results: dict, out_dir: Path) -> None:
     atomic_write_json(out_dir / "results.json", results)
     atomic_write_text(out_dir / "results.md", markdown_table(results))
+    plot_sweep(results, out_dir / "alpha_sweep.png")
 
 
 def _tqdm_factory():

@@ -94,3 +94,19 @@ def test_flattened_curve_detection():
     assert not stopped_improving([100, 80, 60, 50, 40])          # still improving
     assert stopped_improving([100, 60, 50, 50.5, 49.8, 51])      # last three within 2% of the best
     assert not stopped_improving([100, 60, 50])                  # too few points to tell
+
+
+def test_dither_stays_in_the_bin_with_the_uniform_spread():
+    from multiflow_gm.images.dither import dither_std, dither_to_bins
+
+    g = torch.Generator().manual_seed(0)
+    values = torch.cat([torch.full((20000,), -1.0), torch.full((20000,), 1.0), torch.rand(20000, generator=g) * 2 - 1])
+    out = dither_to_bins(values, 64, g)
+    width = 2 / 64
+    index = torch.clamp(((values + 1) / width).floor(), 0, 63)
+    assert bool(((out >= index * width - 1) & (out <= (index + 1) * width - 1)).all())   # never leaves its bin
+    assert dither_std(64) == pytest.approx(0.00902, abs=1e-5)
+    # Within the bin the draw is uniform: its std about the bin centre is width / sqrt(12).
+    offset = out - (index * width - 1 + width / 2)
+    assert float(offset.std()) == pytest.approx(dither_std(64), rel=0.02)
+    assert float(dither_to_bins(values, 128, g).sub(values).abs().max()) <= 2 / 128

@@ -102,7 +102,7 @@ def test_bench_images_end_to_end_on_digits_and_resume(tmp_path, capsys):
     swept = json.loads((out / "results.json").read_text())
     assert list(swept["models"]) == ["flow", "superposition a=0.3", "superposition a=0.7"]
     assert swept["models"]["superposition a=0.3"]["alpha"] == 0.3
-    assert (out / "features" / "superposition_a0.3_nfe3.npz").is_file()
+    assert (out / "features" / "superposition_a0.3_nfe3.npz").is_file() and (out / "alpha_sweep.png").is_file()
 
     # Training curves from the EMA snapshots (steps 6 and 12; flow also 14 is not a multiple).
     assert main(_command(out, "--curves", "--models", "flow", "superposition")) == 0

@@ -1,0 +1,144 @@
+"""The MNIST image study: flow vs jump vs flow + jump superposition, with intervals.
+
+Steps (each resumes; run them in order, or ``all``):
+
+    python scripts/images_study.py train --steps 6000      # one process per network, side by side
+    python scripts/images_study.py curves                 # distance and held-out loss per EMA snapshot
+    python scripts/images_study.py metric-check           # landing-bin dither on held-out real images
+    python scripts/images_study.py sweep --steps 6000     # every sampler x alpha x NFE, both arrangements
+    python scripts/images_study.py report                 # copy tables, figures and grids to results/images/
+
+The run directory (``--run``, default ``runs/images/mnist``) holds checkpoints, EMA
+snapshots, the metric's classifier and every cell's features; ``results/images/`` gets
+what is committed. ``sweep --networks-apart-first`` evaluates the rows that need only the
+flow and jump networks before training the two-head network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from multiflow_gm.atomic_files import atomic_write_json, atomic_write_text  # noqa: E402
+
+ALPHAS = ["0.1", "0.3", "0.5", "0.7", "0.9"]
+NFES = ["20", "50", "100", "200"]
+APART = ["flow", "jump", "superposition-2net", "mixed-2net"]
+ALL = ["flow", "jump", "superposition", "mixed", "superposition-2net", "mixed-2net"]
+TRAIN_MODELS = {"flow": "flow", "jump": "jump", "flow_jump": "superposition"}
+
+
+def _cli(run: Path, *args: str, threads: int = 2) -> list[str]:
+    return [sys.executable, "-m", "multiflow_gm.cli.main", "bench-images", "--dataset", "mnist",
+            "--out", str(run), "--threads", str(threads), "--no-progress", *args]
+
+
+def cmd_train(args) -> None:
+    """Train the networks side by side, one thread each, to ``--steps`` (resumes)."""
+    procs = []
+    for network in args.networks:
+        log = open(args.run / f"train_{network}.log", "a")
+        procs.append(subprocess.Popen(_cli(args.run, "--models", TRAIN_MODELS[network], "--train-only",
+                                           "--train-steps", str(args.steps), threads=1),
+                                      stdout=log, stderr=subprocess.STDOUT))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"training exited with {codes}; see {args.run}/train_*.log")
+
+
+def cmd_curves(args) -> None:
+    subprocess.run(_cli(args.run, "--curves", "--models", "flow", "jump", "superposition"), check=True)
+
+
+def cmd_metric_check(args) -> None:
+    """Distance of held-out real images, plain and dithered inside 64 and 128 landing bins."""
+    import torch
+
+    from multiflow_gm.images.config import preset
+    from multiflow_gm.images.datasets import load_dataset
+    from multiflow_gm.images.dither import dither_check
+    from multiflow_gm.images.metric import build_metric
+
+    torch.set_num_threads(args.threads)
+    config = preset("mnist")
+    data = load_dataset(config.data)
+    metric = build_metric(data, config, args.run / "cache")
+    num = min(config.eval.num_samples, len(data.test))
+    result = dither_check(metric, data, num, [64, 128], seed=config.sampling.seed,
+                          draws=config.eval.bootstrap_draws, level=config.eval.interval_level)
+    result["metric"] = metric.label
+    atomic_write_json(args.run / "metric_check.json", result)
+    print(json.dumps(result, indent=1))
+
+
+def cmd_sweep(args) -> None:
+    common = ["--nfe", *NFES, "--alpha", *ALPHAS, "--train-steps", str(args.steps),
+              "--num-samples", str(args.num_samples)]
+    if args.networks_apart_first:
+        subprocess.run(_cli(args.run, "--models", *APART, *common), check=True)
+    subprocess.run(_cli(args.run, "--models", *ALL, *common), check=True)
+
+
+def _metric_check_md(check: dict) -> str:
+    plain = check["plain"]
+    lines = ["# Metric check: landing-bin dither on held-out real images", "",
+             f"{check['num_samples']} held-out real images, {check['metric']}.", "",
+             "| images | distance [95%] | minus plain [paired 95%] |", "|---|---:|---:|",
+             f"| plain | {plain['estimate']:.2f} [{plain['low']:.2f}, {plain['high']:.2f}] | - |"]
+    for info in check["dithered"].values():
+        d, m = info["distance"], info["minus_plain"]
+        lines.append(f"| dithered in {info['bins']} bins (std {info['dither_std']:.4f}) | "
+                     f"{d['estimate']:.2f} [{d['low']:.2f}, {d['high']:.2f}] | "
+                     f"{m['estimate']:+.2f} [{m['low']:+.2f}, {m['high']:+.2f}] |")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_report(args) -> None:
+    out = ROOT / "results" / "images"
+    out.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in ["results.json", "results.md", "alpha_sweep.png", "curves.json", "curves.png", "metric_check.json"]:
+        if (args.run / name).is_file():
+            shutil.copyfile(args.run / name, out / name)
+            copied.append(name)
+    for grid in sorted(args.run.glob("samples_*.png")):
+        shutil.copyfile(grid, out / grid.name)
+        copied.append(grid.name)
+    if (args.run / "metric_check.json").is_file():
+        atomic_write_text(out / "metric_check.md", _metric_check_md(json.loads((args.run / "metric_check.json").read_text())))
+    stamp = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "run": str(args.run), "copied": copied}
+    atomic_write_json(out / "report_sources.json", stamp)
+    print(f"copied {len(copied)} files to {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=ROOT / "runs" / "images" / "mnist")
+    parser.add_argument("--threads", type=int, default=2)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train")
+    train.add_argument("--steps", type=int, required=True)
+    train.add_argument("--networks", nargs="+", choices=list(TRAIN_MODELS), default=["flow", "jump", "flow_jump"])
+    sub.add_parser("curves")
+    sub.add_parser("metric-check")
+    sweep = sub.add_parser("sweep")
+    sweep.add_argument("--steps", type=int, required=True)
+    sweep.add_argument("--num-samples", type=int, default=500)
+    sweep.add_argument("--networks-apart-first", action="store_true")
+    sub.add_parser("report")
+    args = parser.parse_args()
+    args.run.mkdir(parents=True, exist_ok=True)
+    {"train": cmd_train, "curves": cmd_curves, "metric-check": cmd_metric_check, "sweep": cmd_sweep,
+     "report": cmd_report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
