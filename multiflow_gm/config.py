@@ -1,9 +1,13 @@
 """Typed YAML configs: dataclasses in, clear errors out.
 
 A config is a (nested) dataclass. :func:`load_config` reads YAML, applies
-``key.sub=value`` overrides and builds the dataclass, failing at start with the
-dotted name of any unknown key or value of the wrong type. No dead keys: every
-key in a file must exist in the schema.
+``key.sub=value`` overrides (the ``--set`` of every command) and builds the
+dataclass, failing at start with the dotted name of any unknown key or value of
+the wrong type. No dead keys: every key in a file must exist in the schema.
+
+A config class may define ``migrate_retired_keys(data: dict) -> dict``: files keep
+loading after a key is retired or moved, because :func:`load_config` passes the
+file's data through it before the overrides (which name only current keys).
 """
 
 from __future__ import annotations
@@ -165,11 +169,30 @@ def read_layered_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     return data
 
 
+def migrate(cls: type, data: dict) -> dict:
+    """``data`` with the retired keys of ``cls`` rewritten (unchanged when it retires none)."""
+    hook = getattr(cls, "migrate_retired_keys", None)
+    return hook(data) if hook is not None else data
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Read YAML at ``path`` (laid over its ``base:``, or the defaults), apply overrides, validate."""
-    data = read_layered_yaml(path) if path is not None else {}
+    """Read YAML at ``path`` (laid over its ``base:``, or the defaults), migrate, apply overrides, validate."""
+    data = migrate(cls, read_layered_yaml(path)) if path is not None else {}
     apply_overrides(data, overrides or [])
     return from_dict(cls, data)
+
+
+def with_overrides(config: T, overrides: list[str], prefixes: tuple[str, ...] | None = None) -> T:
+    """A validated copy of ``config`` with ``key.sub=value`` overrides applied.
+
+    ``prefixes`` limits the keys that may change (e.g. ``("sampling.",)``); any other key
+    raises ConfigError naming it.
+    """
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if prefixes is not None and not key.startswith(prefixes):
+            raise ConfigError(f"config key '{key}' cannot be set here; only {', '.join(p + '*' for p in prefixes)}")
+    return from_dict(type(config), apply_overrides(to_dict(config), overrides))
 
 
 def save_config(config, path: str | Path) -> None:

@@ -56,7 +56,7 @@ def arm_command(study: dict, name: str, data: str) -> list[str]:
     out = ROOT / study["runs_dir"] / name
     overrides = [*study["common"], *arm.get("overrides", [])]
     command = [sys.executable, "-m", "multiflow_gm.cli.main", "train", "--config", str(ROOT / study["base_config"]),
-               "--data", data, "--out", str(out), *overrides]
+               "--data", data, "--out", str(out), *(f"--set={item}" for item in overrides)]
     if (out / "checkpoints" / "last.ckpt").is_file():
         command.append("--resume")
     return command

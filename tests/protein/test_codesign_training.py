@@ -103,7 +103,8 @@ def test_resumed_run_equals_uninterrupted_run(small_real_cache, tmp_path):
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
-    bad = main(["train", "--config", str(TINY), "model.c_ss=3", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+    bad = main(["train", "--config", str(TINY), "--set", "model.c_ss=3", "--data", str(tmp_path),
+                "--out", str(tmp_path / "r")])
     assert bad == 2
     with pytest.raises(Exception, match="unknown config key 'model.c_ss'"):
         load_config(TrainConfig, TINY, ["model.c_ss=3"])
@@ -138,8 +139,9 @@ def test_sampling_cli_is_deterministic_and_resumes(trained_run, tmp_path, capsys
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes(small_real_cache, tmp_path):
     cmd = [sys.executable, "-m", "multiflow_gm.cli.main", "train", "--config", str(TINY), "--data",
-           str(small_real_cache), "--out", str(tmp_path / "ddp"), "trainer.accelerator=cpu", "trainer.devices=2",
-           "trainer.strategy=ddp", "trainer.max_steps=3", "trainer.threads=1", "data.max_length=100"]
+           str(small_real_cache), "--out", str(tmp_path / "ddp"),
+           *(f"--set={item}" for item in ("trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+                                          "trainer.max_steps=3", "trainer.threads=1", "data.max_length=100"))]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)

@@ -18,7 +18,8 @@ SETTINGS = ["trainer.max_steps=24", "trainer.checkpoint_every=4", "trainer.threa
 
 
 def _command(cache: Path, out: Path, resume: bool) -> list[str]:
-    args = ["train", "--config", str(TINY), "--data", str(cache), "--out", str(out), *SETTINGS]
+    args = ["train", "--config", str(TINY), "--data", str(cache), "--out", str(out),
+            *(f"--set={item}" for item in SETTINGS)]
     return [sys.executable, "-c", "import sys; from multiflow_gm.cli.main import main; sys.exit(main())",
             *args, *(["--resume"] if resume else [])]
 

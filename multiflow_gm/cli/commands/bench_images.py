@@ -11,6 +11,8 @@ import argparse
 import signal
 from pathlib import Path
 
+from multiflow_gm.cli.common import add_set_argument, add_threads_argument
+
 NAME = "bench-images"
 HELP = "train and evaluate flow / jump / superposition / mixed image models at several NFE"
 
@@ -35,15 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="total optimiser steps per network (default: the preset's train.steps)")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML config (e.g. configs/images/mnist.yaml); its keys replace the preset's")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set sampling.alpha=[0.8,0.2] (repeatable)")
+    add_set_argument(parser, "sampling.alpha=[0.8,0.2]")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="directory of the official CIFAR-10 / ImageNet32 files")
     parser.add_argument("--inception-weights", type=Path, default=None,
                         help="local pytorch-fid Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) "
                              "for FID; without it a classifier-feature Frechet distance is used")
     parser.add_argument("--num-samples", type=int, default=None, help="generated images per cell")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
+    add_threads_argument(parser)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     parser.add_argument("--train-only", action="store_true",
                         help="train (or resume) the models' networks to --train-steps and stop; run one "
@@ -93,21 +94,18 @@ def _interrupt(signum, frame):
 
 
 def run(args) -> int:
-    import torch
-
+    from multiflow_gm.cli.common import set_torch_threads
     from multiflow_gm.config import save_config
     from multiflow_gm.errors import UserError
     from multiflow_gm.training.images_benchmark import run_benchmark
 
-    if args.threads < 1:
-        raise UserError("--threads must be >= 1")
     if any(n < 1 for n in args.nfe):
         raise UserError("every --nfe value must be >= 1")
     if args.alpha is not None and any(not 0.0 <= a <= 1.0 for a in args.alpha):
         raise UserError(f"every --alpha value must lie in [0, 1]; got {args.alpha}")
     if args.num_samples is not None and args.num_samples < 2:
         raise UserError("--num-samples must be >= 2")
-    torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     config = _load_config(args)
     args.out.mkdir(parents=True, exist_ok=True)
     save_config(config, args.out / "config.yaml")

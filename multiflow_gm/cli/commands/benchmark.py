@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from multiflow_gm.cli.arguments import length_range
+from multiflow_gm.cli.common import add_set_argument, add_threads_argument, add_workers_argument
 
 NAME = "benchmark"
 HELP = ("fold held-out native sequences and design sequences for their backbones; "
@@ -38,13 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"inverse folding: sequences per backbone (default {DEFAULT_DESIGNS}); folding: "
                              f"structures per sequence (default {DEFAULT_STRUCTURES}); given, it sets both")
     parser.add_argument("--temperature", type=float, help="residue-type sampling temperature of this model")
+    add_set_argument(parser, "sampling.eta=1.0", "a sampling setting of the model (sampling.*)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the chain choice and of every draw")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--no-mpnn", action="store_true", help="skip the ProteinMPNN anchor")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0: torch's default; 1 is faster on a busy machine)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes for TM-align")
+    add_threads_argument(parser)
+    add_workers_argument(parser, "worker processes for TM-align")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -70,8 +71,8 @@ def _targets(args):
 def _check_numbers(args) -> None:
     from multiflow_gm.errors import UserError
 
-    if min(args.max_chains, args.workers, args.min_length) < 1 or args.threads < 0:
-        raise UserError("--max-chains, --workers and --min-length must be >= 1 and --threads >= 0")
+    if min(args.max_chains, args.min_length) < 1:
+        raise UserError("--max-chains and --min-length must be >= 1")
     if args.num_designs is not None and args.num_designs < 1:
         raise UserError("--num-designs must be >= 1")
     if args.device.startswith("cuda"):
@@ -89,22 +90,26 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from multiflow_gm.cli.commands.sample import DEFAULT_MODEL
+    from multiflow_gm.cli.common import default_workers, set_torch_threads
+    from multiflow_gm.config import with_overrides
     from multiflow_gm.errors import MissingResourceError, UserError
     from multiflow_gm.protein.evaluation.heldout import fold_and_design, proteinmpnn_anchor, summarize
     from multiflow_gm.protein.evaluation.heldout_report import write_benchmark_files
     from multiflow_gm.protein.model_file import load_codesign
 
     _check_numbers(args)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
+    workers = args.workers or default_workers()
     ckpt = args.ckpt or DEFAULT_MODEL
     if args.ckpt is None and not DEFAULT_MODEL.is_file():
         raise MissingResourceError(f"no --ckpt given and the shipped model is missing at {DEFAULT_MODEL}")
     tasks = TASK_CHOICES[args.task]
     num_designs = args.num_designs or DEFAULT_DESIGNS
     num_structures = args.num_designs or DEFAULT_STRUCTURES
-    chains, skipped, notes, description = _targets(args)
+    # The model and its sampling settings first: a wrong --set key stops before any target is read.
     network, process, cfg, _ = load_codesign(ckpt, args.device)
+    cfg = with_overrides(cfg, args.overrides, ("sampling.",))
+    chains, skipped, notes, description = _targets(args)
     updates = {"num_steps": args.num_steps, "temperature": args.temperature}
     try:
         sampling = replace(cfg.sampling, **{k: v for k, v in updates.items() if v is not None})
@@ -121,7 +126,7 @@ def run(args) -> int:
     with tqdm(total=len(chains) * len(tasks), desc="benchmark", unit="task", disable=args.no_progress) as bar:
         rows = fold_and_design(network, process, chains, sampling, tasks, num_designs=num_designs,
                                num_structures=num_structures, seed=args.seed, device=args.device,
-                               workers=args.workers, progress=bar.update)
+                               workers=workers, progress=bar.update)
     model_seconds = time.perf_counter() - started
     mpnn_rows, mpnn_status = None, "not run: inverse folding was not requested"
     if "inverse-fold" in tasks and args.no_mpnn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from multiflow_gm.cli.common import add_threads_argument, add_workers_argument
+
 NAME = "distill"
 HELP = ("design sequences with ProteinMPNN for each chain of a cache (stored in CACHE/designed/, "
         "used in training with data.designed_sequence_fraction)")
@@ -13,8 +15,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--temperature", type=float, default=0.1,
                         help="ProteinMPNN sampling temperature (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the designs (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    add_workers_argument(parser)
+    add_threads_argument(parser, "torch threads per worker", per_worker=True)
     parser.add_argument("--max-chains", type=int, default=None, metavar="N",
                         help="only the first N chains of metadata.csv")
     parser.add_argument("--min-length", type=int, default=None, help="skip chains shorter than this (residues)")
@@ -28,10 +30,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from multiflow_gm.cli.common import default_threads, default_workers
     from multiflow_gm.protein.data.distill import DistillSettings, run_distill
 
+    workers = args.workers or default_workers()
+    threads = args.threads or default_threads(workers)
     settings = DistillSettings(num_sequences=args.num_sequences, temperature=args.temperature, seed=args.seed)
-    report = run_distill(args.cache, settings, workers=args.workers, threads=args.threads,
+    report = run_distill(args.cache, settings, workers=workers, threads=threads,
                          max_chains=args.max_chains, residue_budget=args.residue_budget, device=args.device,
                          progress=not args.no_progress, min_length=args.min_length,
                          max_length=args.max_length, split=args.split)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from multiflow_gm.cli.arguments import length_range
+from multiflow_gm.cli.common import add_threads_argument, add_workers_argument
 
 NAME = "evaluate"
 HELP = "Evaluate a directory of generated protein backbones (or a baseline) against a reference cache."
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", metavar="CACHE_DIR",
                         help="preprocessed reference cache (output of 'multiflow-gm preprocess')")
     parser.add_argument("--out", required=True, metavar="REPORT_DIR", help="where to write the report")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes for TM-align (diversity and novelty)")
+    add_workers_argument(parser, "worker processes for TM-align (diversity and novelty)")
     parser.add_argument("--baseline", choices=("native", "random-walk"),
                         help="evaluate this baseline instead of samples (needs no SAMPLES_DIR)")
     parser.add_argument("--num-samples", type=int, default=64, help="baseline chains to generate with --baseline")
@@ -54,8 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--novelty-top-k", type=int, default=32,
                         help="references TM-aligned per sample after the descriptor prefilter")
     parser.add_argument("--no-mpnn", action="store_true", help="skip ProteinMPNN scoring")
-    parser.add_argument("--mpnn-threads", type=int, default=1,
-                        help="torch threads for ProteinMPNN (1 is fastest on a busy machine)")
+    add_threads_argument(parser, "torch threads for ProteinMPNN", flag="--mpnn-threads")
     parser.add_argument("--mpnn-orders", type=int, default=1,
                         help="random decoding orders averaged in the ProteinMPNN NLL")
     parser.add_argument("--no-dssp", action="store_true", help="skip DSSP (P-SEA is always computed)")
@@ -66,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from multiflow_gm.cli.common import default_threads, default_workers
     from multiflow_gm.errors import UserError
     from multiflow_gm.protein.evaluation.novelty import NoveltySettings
     from multiflow_gm.protein.evaluation.pipeline import run_evaluation
@@ -75,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give SAMPLES_DIR or --baseline native|random-walk")
     if args.samples_dir is not None and args.baseline is not None:
         raise UserError("give either SAMPLES_DIR or --baseline, not both (samples reports include baselines)")
-    if min(args.workers, args.num_samples, args.novelty_top_k, args.mpnn_threads, args.mpnn_orders) < 1:
-        raise UserError("--workers, --num-samples, --novelty-top-k, --mpnn-threads and --mpnn-orders must be >= 1")
+    if min(args.num_samples, args.novelty_top_k, args.mpnn_orders) < 1:
+        raise UserError("--num-samples, --novelty-top-k and --mpnn-orders must be >= 1")
     if args.baseline_count < 0:
         raise UserError("--baseline-count must be >= 0")
     if args.min_length < 1:
@@ -87,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"--compare: unknown baseline(s) {unknown}; use native, random-walk or none")
     settings = EvaluationSettings(
-        workers=args.workers, use_mpnn=not args.no_mpnn, use_dssp=not args.no_dssp,
+        workers=args.workers or default_workers(), use_mpnn=not args.no_mpnn, use_dssp=not args.no_dssp,
         novelty=NoveltySettings(top_k=args.novelty_top_k), baselines=compare,
-        baseline_count=args.baseline_count, seed=args.seed, mpnn_threads=args.mpnn_threads,
+        baseline_count=args.baseline_count, seed=args.seed, mpnn_threads=args.mpnn_threads or default_threads(),
         mpnn_num_orders=args.mpnn_orders, folding_model=args.folding_model,
         progress=not args.no_progress,
     )

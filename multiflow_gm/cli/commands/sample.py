@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from multiflow_gm.cli.common import add_set_argument, add_threads_argument
+
 NAME = "sample"
 HELP = "generate protein backbones and sequences (PDB + FASTA) with a trained model"
 
@@ -56,9 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                               "(needs an isotropic-path model)")
     parser.add_argument("--so3-jump-source", choices=("head", "plugin"), help="trained jump head or the "
                                                                               "closed form at the predicted frame")
+    add_set_argument(parser, "sampling.eta=1.0", "a sampling setting of the model (sampling.*; the flags "
+                                                 "above take precedence)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0: torch's default; 1 is faster on a busy machine)")
+    add_threads_argument(parser)
     parser.add_argument("--no-gallery", action="store_true", help="skip the gallery PNG")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -96,13 +99,14 @@ def _inputs(args):
 def run(args) -> int:
     import torch
 
+    from multiflow_gm.cli.common import set_torch_threads
+    from multiflow_gm.config import with_overrides
     from multiflow_gm.errors import MissingResourceError, UserError
     from multiflow_gm.protein.sample_writer import SampleJob, run_sampling
     from multiflow_gm.protein.sampling import check_jump_support
     from multiflow_gm.protein.model_file import load_codesign
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     ckpt = args.ckpt or DEFAULT_MODEL
     if args.ckpt is None and not DEFAULT_MODEL.is_file():
         raise MissingResourceError(f"no --ckpt given and the shipped model is missing at {DEFAULT_MODEL}")
@@ -114,6 +118,7 @@ def run(args) -> int:
     for note in notes:
         print(f"note: {note}")
     network, process, cfg, _ = load_codesign(ckpt, args.device)
+    cfg = with_overrides(cfg, args.overrides, ("sampling.",))
     try:
         sampling = _sampling_config(cfg.sampling, args)
     except ValueError as err:

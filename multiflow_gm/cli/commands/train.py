@@ -6,13 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
+from multiflow_gm.cli.common import add_set_argument
+
 NAME = "train"
 HELP = "train the protein co-design model (Lightning; resumable)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="YAML config (configs/protein/*.yaml)")
-    parser.add_argument("overrides", nargs="*", help="config overrides like trainer.max_steps=100")
+    add_set_argument(parser, "trainer.max_steps=100")
+    # The former positional form (`train --config F key=value`): caught to say what replaced it.
+    parser.add_argument("positional_overrides", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help="preprocessed cache directory (else data.cache)")
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -20,10 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from multiflow_gm.config import load_config
-    from multiflow_gm.errors import ConfigError
+    from multiflow_gm.errors import ConfigError, UserError
     from multiflow_gm.training.protein_config import TrainConfig
     from multiflow_gm.training.protein_trainer import train
 
+    if args.positional_overrides:
+        raise UserError("config overrides are given with --set: "
+                        + " ".join(f"--set {item}" for item in args.positional_overrides))
     cfg = load_config(TrainConfig, args.config, args.overrides)
     data = args.data or (Path(cfg.data.cache) if cfg.data.cache else None)
     if data is None:

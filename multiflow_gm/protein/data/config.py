@@ -81,6 +81,7 @@ def preprocess_config_from_dict(data: dict | None) -> PreprocessConfig:
     return from_dict(PreprocessConfig, data)
 
 
-def load_preprocess_config(path: str | Path | None) -> PreprocessConfig:
-    """Defaults when path is None, else the YAML file (missing keys keep their defaults)."""
-    return load_config(PreprocessConfig, path)
+def load_preprocess_config(path: str | Path | None, overrides: list[str] | None = None) -> PreprocessConfig:
+    """Defaults when path is None, else the YAML file (missing keys keep their defaults); then
+    ``key.sub=value`` overrides (``--set``)."""
+    return load_config(PreprocessConfig, path, overrides)
