@@ -22,37 +22,38 @@ from multiflow_gm.config import from_dict
 from multiflow_gm.errors import MissingResourceError, UserError
 from multiflow_gm.protein.model.network import CoDesignNetwork, ModelConfig
 from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig
+from multiflow_gm.protein.run_config import migrate_run_config, resolve_self_condition
 from multiflow_gm.protein.sampling import SamplingConfig
 
 FORMAT = "multiflow-gm/codesign-v1"
-# Keys that exported models may still carry but that no longer mean anything: the SO(3)
-# jump head once landed on a grid of this many relative rotations.
-RETIRED_MODEL_KEYS = ("so3_jump_grid",)
-
-
-def without_retired_keys(config: dict) -> dict:
-    """``config`` (a plain dict) without the retired model keys, so old exports still load."""
-    model = {k: v for k, v in config.get("model", {}).items() if k not in RETIRED_MODEL_KEYS}
-    return {**config, "model": model}
 
 
 @dataclass
 class InferenceConfig:
-    """The parts of a run's config that sampling needs."""
+    """The parts of a run's config that sampling needs.
+
+    ``self_condition`` is the run's training setting; ``sampling.self_condition`` is
+    resolved against it when the config is built (null: as trained).
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     process: ProcessConfig = field(default_factory=ProcessConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    self_condition: bool = True
+
+    def __post_init__(self):
+        self.sampling.self_condition = resolve_self_condition(self.self_condition, self.sampling.self_condition)
+
+    @staticmethod
+    def migrate_retired_keys(config: dict) -> dict:
+        return migrate_run_config(config, sampling_only=True)
 
     @classmethod
     def from_run_config(cls, config: dict) -> "InferenceConfig":
-        config = without_retired_keys(config)
-        cfg = cls(model=from_dict(ModelConfig, config.get("model"), "model."),
-                  process=from_dict(ProcessConfig, config.get("process"), "process."),
-                  sampling=from_dict(SamplingConfig, config.get("sampling"), "sampling."))
-        # A network never trained with self-conditioning inputs must not be fed them when sampling.
-        cfg.sampling.self_condition = cfg.sampling.self_condition and bool(config.get("self_condition", True))
-        return cfg
+        """From a whole run config (training sections are ignored), its retired keys migrated."""
+        config = cls.migrate_retired_keys(config)
+        return from_dict(cls, {k: config[k] for k in ("model", "process", "sampling", "self_condition")
+                               if k in config})
 
 
 def export_weights(shadow: dict[str, torch.Tensor], config: dict, path: str | Path,
@@ -115,13 +116,13 @@ def with_sampling_defaults(source: str | Path, target: str | Path, overrides: li
     """Copy an export to ``target`` with its sampling section changed by ``key=value`` overrides.
 
     The weights are untouched; ``multiflow-gm sample`` without flags then uses the new
-    defaults. Keys are those of :class:`SamplingConfig` and are validated.
+    defaults. Keys are those of :class:`SamplingConfig` (without the ``sampling.`` prefix)
+    and are validated, naming a wrong key, here rather than at sampling time.
     """
-    from multiflow_gm.config import apply_overrides, to_dict
+    from multiflow_gm.config import to_dict, with_overrides
 
     weights, config, info = read_model_file(source)
-    # Validated here, naming a wrong key, rather than at sampling time.
-    sampling = from_dict(SamplingConfig, apply_overrides(dict(config.get("sampling", {})), overrides), "sampling.")
+    cfg = with_overrides(InferenceConfig.from_run_config(config), [f"sampling.{o}" for o in overrides])
     info = {**info, "sampling_defaults_from": [str(o) for o in overrides]}
-    return export_weights(weights, {**config, "sampling": to_dict(sampling)}, target, extra=info)
-
+    migrated = InferenceConfig.migrate_retired_keys(config)
+    return export_weights(weights, {**migrated, "sampling": to_dict(cfg.sampling)}, target, extra=info)

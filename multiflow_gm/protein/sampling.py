@@ -9,7 +9,7 @@ step lands exactly on the final prediction for every component, with no mask lef
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 
@@ -25,12 +25,13 @@ MODES = ("codesign", "fold", "inverse-fold")
 
 @dataclass
 class SamplingConfig:
-    num_steps: int = 200
-    min_t: float = 0.01
+    num_steps: int = 200        # the time grid runs from the process's min_t to 1
     temperature: float = 1.0
     eta: float = 0.0
     purity: bool = False
-    self_condition: bool = True
+    # Feed the network its previous prediction. None: as the run was trained (its top-level
+    # `self_condition`, resolved when a run config is loaded; on by default, as in training).
+    self_condition: Optional[bool] = None
     so3_jump_weight: float = 0.0
     so3_jump_source: Literal["head", "plugin"] = "head"
 
@@ -120,7 +121,7 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
         seq0 = sequence.to(device).clamp(max=MASK).expand(num, length).clone()
     else:
         seq0 = torch.full((num, length), MASK, dtype=torch.long, device=device)
-    grid = time_grid(cfg.num_steps, cfg.min_t, 1.0)
+    grid = time_grid(cfg.num_steps, process.cfg.min_t, 1.0)
     fixed = torch.ones_like(grid)
     grids = {"trans": fixed if mode == "inverse-fold" else grid,
              "rot": fixed if mode == "inverse-fold" else grid,
@@ -134,7 +135,7 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
                        t_seq=t_seq, residue_index=residue_index, residue_mask=mask,
                        sc_translations=previous.get("translations"), sc_probs=previous.get("probs"))
         probs = process.sequence.probs_from_logits(pred["logits"], cfg.temperature)
-        if cfg.self_condition:
+        if cfg.self_condition is not False:
             previous["translations"] = pred["translations"]
             previous["probs"] = torch.softmax(pred["logits"][..., :NUM_TYPES], -1)
         rot_params = {"flow": pred["rotations"]}

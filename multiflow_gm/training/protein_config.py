@@ -1,4 +1,8 @@
-"""Typed configuration of protein co-design training (``configs/protein/*.yaml``)."""
+"""Typed configuration of protein co-design training (``configs/protein/*.yaml``).
+
+Each setting has one key; see :mod:`multiflow_gm.protein.run_config` for the keys training
+and sampling share and the retired ones older files still carry.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Literal, Optional
 from multiflow_gm.protein.losses import LossConfig
 from multiflow_gm.protein.model.network import ModelConfig
 from multiflow_gm.protein.process import ProcessConfig
+from multiflow_gm.protein.run_config import migrate_run_config, resolve_self_condition
 from multiflow_gm.protein.sampling import SamplingConfig
 from multiflow_gm.protein.validation import ValidationConfig
 
@@ -85,5 +90,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.process.so3_jump != self.model.so3_jump_head:
             raise ValueError("process.so3_jump and model.so3_jump_head must agree")
-        # A network never trained with self-conditioning inputs must not be fed them when sampling.
-        self.sampling.self_condition = self.sampling.self_condition and self.self_condition
+        # Validation samples with this: null follows `self_condition`, true without it is an error.
+        self.sampling.self_condition = resolve_self_condition(self.self_condition, self.sampling.self_condition)
+
+    @staticmethod
+    def migrate_retired_keys(config: dict) -> dict:
+        """Older files' keys in their current places (see :func:`migrate_run_config`)."""
+        return migrate_run_config(config)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from multiflow_gm.config import from_dict
+from multiflow_gm.config import from_dict, migrate
 from multiflow_gm.protein.losses import codesign_losses
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.process import NUM_TYPES, CoDesignProcess
 from multiflow_gm.protein.seeding import seeded_generator
 from multiflow_gm.training.ema import EMA
-from multiflow_gm.protein.model_file import without_retired_keys
 from multiflow_gm.training.protein_config import TrainConfig
 from multiflow_gm.training.step_sampler import BatchCounter
 
@@ -33,7 +32,7 @@ class CoDesignModule(L.LightningModule):
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters({"config": config})
-        self.cfg: TrainConfig = from_dict(TrainConfig, without_retired_keys(config))
+        self.cfg: TrainConfig = from_dict(TrainConfig, migrate(TrainConfig, config))
         self.network = CoDesignNetwork(self.cfg.model)
         self.process = CoDesignProcess(self.cfg.process)
         self.ema = EMA(self.network, self.cfg.optim.ema_decay)
