@@ -73,7 +73,7 @@ def cmd_metric_check(args) -> None:
     metric = build_metric(data, config, args.run / "cache")
     num = min(config.eval.num_samples, len(data.test))
     result = dither_check(metric, data, num, [64, 128], seed=config.sampling.seed,
-                          draws=config.eval.bootstrap_draws, level=config.eval.interval_level)
+                          level=config.eval.interval_level)
     result["metric"] = metric.label
     atomic_write_json(args.run / "metric_check.json", result)
     print(json.dumps(result, indent=1))

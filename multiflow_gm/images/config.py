@@ -101,7 +101,7 @@ class EvalConfig:
     """``num_samples`` generated images per cell (capped by the held-out split, so the floor
     uses as many real images). ``inception_weights``: a local pytorch-fid Inception-v3 state
     dict; without it the distance uses the features of a classifier trained on the data.
-    ``bootstrap_draws`` / ``interval_level``: the percentile interval of every cell.
+    ``interval_level``: the jackknife interval of every cell.
     ``curve_nfe`` / ``curve_samples``: the distance of each EMA snapshot (training curve)."""
 
     num_samples: int = 1000
@@ -111,14 +111,11 @@ class EvalConfig:
     classifier_feature_dim: int = 64
     grid_images: int = 64
     feature_batch_size: int = 500
-    bootstrap_draws: int = 500
     interval_level: float = 0.95
     curve_nfe: int = 50
     curve_samples: int = 250
 
     def __post_init__(self):
-        if self.bootstrap_draws < 10:
-            raise ValueError("bootstrap_draws must be >= 10")
         if not 0.0 < self.interval_level < 1.0:
             raise ValueError("interval_level must lie in (0, 1)")
         if self.curve_nfe < 1 or self.curve_samples < 2:

@@ -36,20 +36,20 @@ def dither_std(bins: int) -> float:
 
 
 def dither_check(metric: ImageMetric, data: ImageData, num_samples: int, bins: list[int],
-                 seed: int = 0, draws: int = 500, level: float = 0.95) -> dict:
+                 seed: int = 0, level: float = 0.95) -> dict:
     """Distance of the held-out floor images, plain and dithered to each bin count, with
     intervals and the paired difference (dithered minus plain: the same images)."""
     real = floor_images(data, num_samples, seed)
     real = to_unit_range(real) if real.dtype == torch.uint8 else real.float()
     plain = metric.features(real).numpy()
     out = {"num_samples": num_samples,
-           "plain": distance_interval(plain, metric.reference, draws, level).to_dict(), "dithered": {}}
+           "plain": distance_interval(plain, metric.reference, level).to_dict(), "dithered": {}}
     generator = torch.Generator().manual_seed(seed + 1)
     for n in bins:
         feats = metric.features(dither_to_bins(real, n, generator)).numpy()
         out["dithered"][str(n)] = {
             "bins": n, "dither_std": dither_std(n),
-            "distance": distance_interval(feats, metric.reference, draws, level).to_dict(),
-            "minus_plain": difference_interval(feats, plain, metric.reference, draws, level).to_dict(),
+            "distance": distance_interval(feats, metric.reference, level).to_dict(),
+            "minus_plain": difference_interval(feats, plain, metric.reference, level).to_dict(),
         }
     return out

@@ -1,7 +1,7 @@
 """Tables (console and Markdown, laid out like the paper's: rows model, columns NFE) and sample grids.
 
 The results dict is the benchmark's JSON: ``models[row]["cells"][str(nfe)]`` holds
-``distance``, its bootstrap ``interval`` and ``nfe_used``, and for rows other than flow
+``distance``, its jackknife ``interval`` and ``nfe_used``, and for rows other than flow
 ``minus_flow`` (the paired interval of the difference to the flow row);
 ``metric["label"]`` names the distance and ``floor`` is the held-out real images' distance.
 """
@@ -73,7 +73,7 @@ def _notes(results: dict) -> list[str]:
     notes = [f"Cells: {metric['label']}, {results['num_samples']} generated images vs the "
              f"{results['train_images']} training images; lower is better."]
     if "interval_level" in results:
-        notes.append(f"Brackets: {100 * results['interval_level']:.0f}% bootstrap interval over the generated "
+        notes.append(f"Brackets: {100 * results['interval_level']:.0f}% jackknife interval over the generated "
                      f"set (sampling noise at a fixed network, not the spread over training seeds).")
     if any(m.get("method") == "heun" for m in results["models"].values()):
         notes.append("Heun rows use 2 network evaluations per step except the last; a number in "
@@ -105,7 +105,7 @@ def markdown_table(results: dict) -> str:
     header, diffs = difference_rows(results)
     if diffs:
         md += ["", "## Difference to flow at the same NFE", "",
-               "Distance of the row minus that of the flow row, with a paired bootstrap interval (every "
+               "Distance of the row minus that of the flow row, with a paired jackknife interval (every "
                "row starts image i from the same noise). **Bold**: better than flow beyond the interval; "
                "'worse': worse beyond it.", "",
                "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]

@@ -11,7 +11,7 @@ Layout of the output directory::
     results.json, results.md                the table (updated after every cell)
     samples_<row>.png                       samples at the largest NFE
 
-Every cell carries a bootstrap interval over its generated set, and every row its paired
+Every cell carries a jackknife interval over its generated set, and every row its paired
 difference to the flow row at the same NFE.
 
 A rerun reuses every cell whose network step, metric and sampling settings are
@@ -109,7 +109,7 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
                   log: Callable[[str], None] = print, progress: bool = True,
                   device: str | torch.device = "cpu", train_only: bool = False,
                   alphas: list[float] | None = None) -> dict:
-    """Train what is missing, evaluate every (row, NFE) cell with its bootstrap interval and its
+    """Train what is missing, evaluate every (row, NFE) cell with its jackknife interval and its
     paired difference to the flow row, write the outputs; returns the results dict (with
     ``train_only``: stop after training and return the training summaries)."""
     if not models or not nfes:
@@ -140,8 +140,7 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     metric = build_metric(data, config, out_dir / "cache", progress=tqdm_progress, log=log, device=device)
     num_samples = min(config.eval.num_samples, len(data.test))
     floor_features = floor_images_features(metric, data, num_samples, seed=config.sampling.seed)
-    floor = distance_interval(floor_features, metric.reference, config.eval.bootstrap_draws,
-                              config.eval.interval_level)
+    floor = distance_interval(floor_features, metric.reference, config.eval.interval_level)
     results = {
         "dataset": data.name, "data": data.describe(), "train_images": len(data.train),
         "metric": metric.describe(), "num_samples": num_samples, "floor": floor.estimate,
@@ -185,7 +184,7 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
 
 
 def _compare_with_flow(results: dict, features: dict, metric, config: ImageBenchConfig) -> None:
-    """Paired bootstrap interval of ``distance(row) - distance(flow)`` at each NFE (all rows
+    """Paired jackknife interval of ``distance(row) - distance(flow)`` at each NFE (all rows
     start image ``i`` from the same noise, so the pairs share it)."""
     if "flow" not in results["models"]:
         return
@@ -194,7 +193,7 @@ def _compare_with_flow(results: dict, features: dict, metric, config: ImageBench
             continue
         for nfe, cell in model["cells"].items():
             diff = difference_interval(features[name, int(nfe)], features["flow", int(nfe)], metric.reference,
-                                       config.eval.bootstrap_draws, config.eval.interval_level)
+                                       config.eval.interval_level)
             cell["minus_flow"] = diff.to_dict()
 
 
@@ -215,7 +214,7 @@ def _evaluate_cell(row: Row, trainers, metric, nfe, num_samples, config, key, gr
         result = sample_images(nets, spec, num_samples, nfe, alpha=_alpha_of(row),
                                batch_size=config.sampling.batch_size, seed=config.sampling.seed, progress=bar)
     feats = metric.features(result.images).numpy()
-    interval = distance_interval(feats, metric.reference, config.eval.bootstrap_draws, config.eval.interval_level)
+    interval = distance_interval(feats, metric.reference, config.eval.interval_level)
     log(f"{row.name} NFE {nfe}: {interval.estimate:.3f} [{interval.low:.2f}, {interval.high:.2f}] "
         f"({result.evaluations} evaluations, {result.steps} steps, {result.seconds:.0f} s)")
     if grid_path is not None:

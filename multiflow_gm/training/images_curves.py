@@ -8,7 +8,7 @@ The trainer keeps the EMA weights every ``train.snapshot_every`` steps in
   fixed times and noise, so successive snapshots see the same draws;
 * the distance at ``eval.curve_nfe`` with ``eval.curve_samples`` images (the flow
   network with Euler, the jump network with Euler jumps, the two-head network as the
-  alpha = 0.5 superposition), with its bootstrap interval.
+  alpha = 0.5 superposition), with its jackknife interval.
 
 A curve has stopped improving when neither number has reached a new best (by more
 than its tolerance) over the last ``patience`` snapshots.
@@ -108,7 +108,7 @@ def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
             result = sample_images(net, spec, config.eval.curve_samples, config.eval.curve_nfe, alpha=0.5,
                                    batch_size=config.sampling.batch_size, seed=config.sampling.seed)
             interval = distance_interval(metric.features(result.images).numpy(), metric.reference,
-                                         config.eval.bootstrap_draws, config.eval.interval_level)
+                                         config.eval.interval_level)
             point = {"step": step, "distance": interval.estimate, "interval": [interval.low, interval.high],
                      "held_out_loss": held_out_loss(net, config, data)}
             points[step] = point

@@ -51,7 +51,7 @@ def _command(out, *extra):
     return ["bench-images", "--dataset", "digits", "--models", "flow", "jump", "superposition", "mixed",
             "superposition-2net",
             "--nfe", "3", "6", "--out", str(out), "--train-steps", "12", "--num-samples", "40",
-            "--threads", "1", "--no-progress", "--set", "eval.classifier_steps=60", "--set", "eval.bootstrap_draws=50",
+            "--threads", "1", "--no-progress", "--set", "eval.classifier_steps=60",
             "--set", "train.snapshot_every=6", "--set", "eval.curve_samples=20", "--set", "eval.curve_nfe=3",
             "--set", "train.batch_size=16", *[a for o in TINY_MODEL for a in ("--set", o)], *extra]
 
