@@ -6,11 +6,12 @@ exact marginal generators for finite targets. Nothing here knows about
 proteins or images.
 """
 
-from multiflow_gm.core.dynamics import CTMCStep, DiffusionStep, FlowStep, JumpStep, X1FlowStep
+from multiflow_gm.core.dynamics import (CTMCStep, DiffusionStep, FlowStep, JumpStep, PlugInFlowStep,
+                                       PosteriorCTMCStep, X1FlowStep)
 from multiflow_gm.core.landing import (BinnedLanding, JumpParams,
                                        MixtureLanding)
-from multiflow_gm.core.paths import (AffineGaussianPath, CondOTPath, GeodesicSO3Path,
-                                     IsotropicSO3Path, MixtureTokenPath)
+from multiflow_gm.core.paths import (AffineGaussianPath, CondOTPath, ConditionalPath, GeodesicSO3Path,
+                                     IsotropicSO3Path, MixtureTokenPath, PathSample)
 from multiflow_gm.core.sampler import Component, SimulationResult, simulate
 from multiflow_gm.core.schedulers import (CosineScheduler, ExponentialRateScheduler,
                                           LinearScheduler, PolynomialScheduler, VPScheduler,
@@ -18,10 +19,11 @@ from multiflow_gm.core.schedulers import (CosineScheduler, ExponentialRateSchedu
 from multiflow_gm.core.spaces import EuclideanSpace, SO3Space, TokenSpace, so3
 
 __all__ = [
-    "AffineGaussianPath", "BinnedLanding", "CTMCStep", "Component", "CondOTPath",
+    "AffineGaussianPath", "BinnedLanding", "CTMCStep", "Component", "CondOTPath", "ConditionalPath",
     "CosineScheduler", "DiffusionStep", "EuclideanSpace", "ExponentialRateScheduler", "FlowStep",
     "GeodesicSO3Path", "IsotropicSO3Path", "JumpParams", "JumpStep",
-    "LinearScheduler", "MixtureLanding", "MixtureTokenPath", "PolynomialScheduler",
+    "LinearScheduler", "MixtureLanding", "MixtureTokenPath", "PathSample", "PlugInFlowStep",
+    "PolynomialScheduler", "PosteriorCTMCStep",
     "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler", "X1FlowStep",
     "make_scheduler", "simulate", "so3", "time_grid",
 ]

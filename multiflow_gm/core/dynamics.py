@@ -4,6 +4,13 @@ Every step takes the generator parameter evaluated at the left end of the step,
 the current time ``t``, the step size ``h`` and a superposition weight ``w`` in [0, 1] that scales the
 generator (``w L``): velocities and drifts by ``w``, the diffusion's second-order
 term by ``w`` (noise std by ``sqrt(w)``), jump intensities and CTMC rates by ``w``.
+
+``takes`` names what a step's parameter is, since the same generator kind can be
+parameterised differently: a ``flow`` step takes a velocity (:class:`FlowStep`) or a
+clean-sample prediction ``x1_hat`` (:class:`X1FlowStep`, :class:`PlugInFlowStep`); a
+``ctmc`` step takes rates (:class:`CTMCStep`) or the posterior over ``x1``
+(:class:`PosteriorCTMCStep`). Conditional paths hand out the clean-sample steps
+(``prediction_step``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ class FlowStep:
 
     space: object = field(default_factory=EuclideanSpace)
     kind = "flow"
+    takes = "velocity"
 
     def step(self, x, velocity, t, h, weight, generator=None, is_last=False):
         return self.space.exp_map(x, (h * weight) * velocity)
@@ -53,6 +61,7 @@ class X1FlowStep:
     space: object
     scheduler: object
     kind = "flow"
+    takes = "x1"
 
     def step(self, x, x1_hat, t, h, weight, generator=None, is_last=False):
         now = 1.0 - float(self.scheduler(torch.as_tensor(t, dtype=torch.float64)).alpha)
@@ -75,6 +84,33 @@ class X1FlowStep:
 
 
 @dataclass
+class PlugInFlowStep:
+    """Flow parameterised by a clean-sample prediction on any path with a velocity formula.
+
+    Each step moves along the path's conditional velocity at the prediction,
+    ``path.velocity(x, x1_hat, t)`` (the plug-in estimate of the marginal velocity), by an
+    Euler step on the component's manifold. For paths where no exact integration over
+    the step is known (e.g. the isotropic SO(3) path).
+    """
+
+    space: object
+    path: object
+    kind = "flow"
+    takes = "x1"
+
+    def step(self, x, x1_hat, t, h, weight, generator=None, is_last=False):
+        return self.space.exp_map(x, (h * weight) * self.velocity(x, x1_hat, t))
+
+    def velocity(self, x, x1_hat, t):
+        """The velocity a clean-sample prediction implies at ``(x, t)``."""
+        return self.path.velocity(x, x1_hat, t)
+
+    def parameter(self, x, velocity, t):
+        raise NotImplementedError("a plug-in flow step cannot turn a velocity back into a clean sample; "
+                                  "Heun corrections apply to X1FlowStep and FlowStep only")
+
+
+@dataclass
 class DiffusionStep:
     """Euler-Maruyama on R^d: ``x + h w drift + sqrt(w h) g_t noise``.
 
@@ -83,6 +119,7 @@ class DiffusionStep:
 
     diffusion: Callable[[torch.Tensor], torch.Tensor]
     kind = "diffusion"
+    takes = "drift"
 
     def step(self, x, drift, t, h, weight, generator=None, is_last=False):
         g = self.diffusion(t)
@@ -95,6 +132,7 @@ class JumpStep:
     """Each entry jumps with probability ``1 - exp(-h w lambda)`` and then lands by ``J``."""
 
     kind = "jump"
+    takes = "jump_params"
 
     def step(self, x, params: JumpParams, t, h, weight, generator=None, is_last=False):
         if not isinstance(params, JumpParams):
@@ -125,6 +163,7 @@ class CTMCStep:
     mask_index: int | None = None
     purity: bool = False
     kind = "ctmc"
+    takes = "rates"
 
     def __post_init__(self):
         if self.method not in CTMC_METHODS:
@@ -165,3 +204,23 @@ class CTMCStep:
         rank = confidence.argsort(-1, descending=True).argsort(-1)
         chosen = masked & (rank < count)
         return torch.where(masked, chosen, leave)
+
+
+@dataclass
+class PosteriorCTMCStep:
+    """CTMC step on tokens parameterised by the posterior ``p(x1 | x_t)`` ``[..., n, num_tokens]``.
+
+    ``path.rates(x, probs, t, eta)`` turns the posterior into marginal rates, which are cast
+    to the posterior's dtype (the uniform draws of :class:`CTMCStep` follow the rates' dtype)
+    and stepped by ``ctmc``.
+    """
+
+    path: object
+    ctmc: CTMCStep
+    eta: float = 0.0
+    kind = "ctmc"
+    takes = "x1_probs"
+
+    def step(self, x, x1_probs, t, h, weight, generator=None, is_last=False):
+        rates = self.path.rates(x, x1_probs, t, self.eta).to(x1_probs.dtype)
+        return self.ctmc.step(x, rates, t, h, weight, generator=generator, is_last=is_last)

@@ -2,10 +2,9 @@
 
 With clean-sample predictions the Bregman losses become:
 
-* translations: squared error of the CondOT velocities,
-  ``||x1 - x1_hat||^2 / (1 - t)^2`` (nm);
-* rotations: squared tangent error of the conditional velocities
-  ``u(r_t; r_1) - u(r_t; r1_hat)`` (body frame);
+* translations and rotations: squared error between the path's conditional target
+  at the noisy state and its estimate at the clean-sample prediction,
+  ``u(x_t; x_1) - u(x_t; x1_hat)`` (CondOT: ``(x1 - x1_hat) / (1 - t)`` in nm; SO(3): body-frame tangent);
 * residue types: the CTMC generalised KL of the masking path, i.e. cross-entropy
   on masked positions (up to the time weight kappa'/(1-kappa));
 * optional SO(3) jump head: the generalised KL of the jump intensities,
@@ -16,9 +15,12 @@ With clean-sample predictions the Bregman losses become:
   non-local pairs (|i - j| >= 3) that the prediction puts closer than the data
   allows; optionally with the same ``1/(1 - t)^2`` weight as the translations.
 
-``1 - t`` is clipped at ``1 - t_clip`` in the time weights (a positive time
-reweighting keeps the minimiser); the vector fields themselves are always evaluated at
-the time the state was drawn at. Structure losses are off for inverse-folding
+Each path says at which time its target is compared (``regression_time``): paths whose
+target error is a scalar rate of t times a time-free term (CondOT, geodesic) evaluate it
+at ``min(t, t_clip)``, which only reweights the loss (a positive weight keeps the
+minimiser) and bounds the ``1 / (1 - t)`` growth; the isotropic path's velocity is bounded
+and is compared at the time the state was drawn at. The auxiliary losses' optional time
+weight uses the same clipped ``1 - t``. Structure losses are off for inverse-folding
 examples (t_struct = 1) and the sequence loss has nothing to score at t_seq = 1.
 """
 
@@ -29,7 +31,7 @@ from typing import Literal
 
 import torch
 
-from multiflow_gm.core import IsotropicSO3Path, so3
+from multiflow_gm.core import ConditionalPath, PathSample
 from multiflow_gm.core.losses import generalized_kl, masked_cross_entropy
 from multiflow_gm.protein.geometry import backbone_from_frames
 from multiflow_gm.protein.process import MASK, CoDesignProcess
@@ -71,18 +73,13 @@ def codesign_losses(process: CoDesignProcess, noisy: dict, pred: dict,
     structure_on = (t_struct < 1).to(mask.dtype if mask.is_floating_point() else torch.float32)
     scale = 1.0 / (1.0 - t_struct.clamp(max=cfg.t_clip))                     # [B]
 
-    trans_err = ((noisy["trans_1"] - pred["translations"]) ** 2).sum(-1) * scale[:, None] ** 2 / 3
+    trans_err = _target_error(process.translations, noisy["trans_t"], noisy["trans_1"],
+                              pred["translations"], t_struct, cfg.t_clip)
     trans = _per_example_mean(trans_err, mask) * structure_on
 
     rot_path = process.rotations
-    if isinstance(rot_path, IsotropicSO3Path):
-        # The velocity field of this path is bounded as t -> 1, so it needs no clipped weight.
-        v_true = rot_path.velocity(noisy["rot_t"], noisy["rot_1"], t_struct)
-        v_pred = rot_path.velocity(noisy["rot_t"], pred["rotations"], t_struct)
-    else:
-        v_true = so3.log_map(noisy["rot_t"], noisy["rot_1"]) * scale[:, None, None]
-        v_pred = so3.log_map(noisy["rot_t"], pred["rotations"]) * scale[:, None, None]
-    rot = _per_example_mean(((v_true - v_pred) ** 2).sum(-1) / 3, mask) * structure_on
+    rot_err = _target_error(rot_path, noisy["rot_t"], noisy["rot_1"], pred["rotations"], t_struct, cfg.t_clip)
+    rot = _per_example_mean(rot_err, mask) * structure_on
 
     seq_mask = mask & (noisy["aatype_t"] == MASK) & (noisy["aatype_1"] != MASK)
     ce = masked_cross_entropy(pred["logits"][..., :MASK], noisy["aatype_1"].clamp(max=MASK - 1), seq_mask)
@@ -108,6 +105,15 @@ def codesign_losses(process: CoDesignProcess, noisy: dict, pred: dict,
         total = total + cfg.jump_weight * jump
     out["total"] = total
     return out
+
+
+def _target_error(path: ConditionalPath, x_t, x1, x1_hat, t, t_clip: float) -> torch.Tensor:
+    """Squared error per residue ``[B, L]`` (mean over the 3 tangent coordinates, per unit time
+    squared) between the path's conditional target and its estimate at the prediction."""
+    time = path.regression_time(t, t_clip)
+    v_true = path.target(PathSample(x_t, x1), time)
+    v_pred = path.estimate(x_t, x1_hat, time)
+    return ((v_true - v_pred) ** 2).sum(-1) / 3
 
 
 def _auxiliary(noisy, pred, mask, scale, cfg: LossConfig):
@@ -150,7 +156,7 @@ def clash_penalty(ca_true: torch.Tensor, ca_pred: torch.Tensor, mask: torch.Tens
     return _per_example_mean(overlap.sum(-1), mask)
 
 
-def _jump_loss(path: IsotropicSO3Path, noisy, pred):
+def _jump_loss(path: ConditionalPath, noisy, pred):
     """Generalised KL of the SO(3) jump intensity ``[B]`` against the conditional one."""
     lam_true = path.jump_intensity(noisy["rot_t"], noisy["rot_1"], noisy["t_struct"])
     loss = generalized_kl(lam_true.to(pred["jump_intensity"].dtype), pred["jump_intensity"], dim=None)

@@ -9,8 +9,9 @@ A product of three components, each with its own path, generator and time:
 * residue types: masking mixture path; CTMC with eta stochasticity.
 
 Structure and sequence have separate times: t_seq = 1 is folding, t_struct = 1 is
-inverse folding. The network predicts clean samples; the conversions to
-generator parameters are the core paths' own formulas.
+inverse folding. The network predicts clean samples; priors, noisy states, training
+targets and sampler steps all come from the core paths' own formulas (their
+``ConditionalPath`` protocol), so nothing here depends on which rotation path is used.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Literal
 
 import torch
 
-from multiflow_gm.core import (CondOTPath, ExponentialRateScheduler, GeodesicSO3Path, IsotropicSO3Path,
-                               LinearScheduler, MixtureTokenPath, so3)
+from multiflow_gm.core import (CondOTPath, ConditionalPath, ExponentialRateScheduler, GeodesicSO3Path,
+                               IsotropicSO3Path, LinearScheduler, MixtureTokenPath, so3)
 from multiflow_gm.core.paths.so3_isotropic import KAPPA_MAX_LIMIT
 from multiflow_gm.protein.noise_pairing import pair_noise
 
@@ -68,28 +69,41 @@ class ProcessConfig:
 
 
 class CoDesignProcess:
-    """Paths, priors and corruption of the three components."""
+    """Paths, priors and corruption of the three components.
+
+    ``translations``, ``rotations`` and ``sequence`` are the training paths;
+    ``rotation_sampling_path`` is the path whose sampler step integrates rotations at
+    sampling time (the geodesic path may sample on a faster, exponential-rate schedule
+    than it was trained on, as in MultiFlow; otherwise it is ``rotations``).
+    """
 
     def __init__(self, cfg: ProcessConfig):
         self.cfg = cfg
-        self.translations = CondOTPath()
+        self.translations: ConditionalPath = CondOTPath()
+        self.rotations: ConditionalPath
         if cfg.rotation_path == "geodesic":
             self.rotations = GeodesicSO3Path()
             rate = cfg.rotation_sampling_rate
-            self.rotation_sampling_scheduler = ExponentialRateScheduler(rate) if rate > 0 else LinearScheduler()
+            self.rotation_sampling_path = GeodesicSO3Path(ExponentialRateScheduler(rate) if rate > 0
+                                                          else LinearScheduler())
         else:
             self.rotations = IsotropicSO3Path(kappa_max=cfg.isotropic_kappa_max)
-            self.rotation_sampling_scheduler = None
-        self.sequence = MixtureTokenPath(NUM_TYPES, "mask")
+            self.rotation_sampling_path = self.rotations
+        self.sequence: ConditionalPath = MixtureTokenPath(NUM_TYPES, "mask")
 
     # -- priors ------------------------------------------------------------------
     def sample_translation_prior(self, mask: torch.Tensor, generator=None) -> torch.Tensor:
         """Centred standard Gaussian CA positions ``[B, L, 3]`` (nm), zero at padding."""
-        x = torch.randn(*mask.shape, 3, generator=generator, device=mask.device)
+        x = self.translations.prior((*mask.shape, 3), generator, device=mask.device)
         return centre(x, mask)
 
     def sample_rotation_prior(self, shape, generator=None, device=None) -> torch.Tensor:
-        return so3.uniform(shape, generator=generator, device=device)
+        """Frames ``[*shape, 3, 3]`` from the rotation path's prior."""
+        return self.rotations.prior(shape, generator, device=device)
+
+    def sample_sequence_prior(self, shape, generator=None, device=None) -> torch.Tensor:
+        """Residue types ``[*shape]`` from the sequence path's prior (all mask)."""
+        return self.sequence.prior(shape, generator, device=device)
 
     # -- training corruption -------------------------------------------------------
     def sample_times(self, batch_size: int, generator=None):
@@ -116,10 +130,10 @@ class CoDesignProcess:
         trans_0 = self.sample_translation_prior(mask, generator)
         if self.cfg.noise_pairing != "none":
             trans_0 = pair_noise(trans_0, trans_1, mask, permute=self.cfg.noise_pairing == "ot")
-        trans_t = self.translations.sample(trans_0, trans_1, t_struct) * mask[..., None]
+        trans_t = self.translations.draw(trans_1, t_struct, generator, x0=trans_0).x_t * mask[..., None]
         rot_t = self._corrupt_rotations(rot_1, t_struct, generator)
         aatype_1 = batch["aatype"].clamp(max=MASK)
-        aatype_t = self.sequence.sample(aatype_1, t_seq, generator=generator)
+        aatype_t = self.sequence.draw(aatype_1, t_seq, generator).x_t
         # Unknown residues carry no type: they stay masked and have no sequence loss.
         aatype_t = torch.where(aatype_1 == MASK, torch.full_like(aatype_t, MASK), aatype_t)
         return {"trans_1": trans_1, "rot_1": rot_1, "aatype_1": aatype_1, "trans_t": trans_t,
@@ -127,16 +141,13 @@ class CoDesignProcess:
                 "residue_mask": mask, "residue_index": batch["residue_index"]}
 
     def _corrupt_rotations(self, rot_1, t, generator):
-        shape = rot_1.shape[:-2]
-        if isinstance(self.rotations, IsotropicSO3Path):
-            return self.rotations.sample(rot_1, t, generator=generator)
-        if self.cfg.rotation_train_prior == "igso3":
-            # MultiFlow's training prior: IGSO3 noise around the data frame.
-            noise = so3.sample_igso3(shape, self.cfg.igso3_sigma, generator=generator)
+        rot_0 = None
+        # MultiFlow's IGSO3 training prior replaces the uniform start of a path that has one;
+        # a path drawing r_t around r_1 directly has no start to replace.
+        if self.cfg.rotation_train_prior == "igso3" and self.rotations.couples_endpoints:
+            noise = so3.sample_igso3(rot_1.shape[:-2], self.cfg.igso3_sigma, generator=generator)
             rot_0 = rot_1 @ noise.to(rot_1.dtype)
-        else:
-            rot_0 = self.sample_rotation_prior(shape, generator, rot_1.device).to(rot_1.dtype)
-        return self.rotations.sample(rot_0, rot_1, t)
+        return self.rotations.draw(rot_1, t, generator, x0=rot_0).x_t
 
 
 def centre(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

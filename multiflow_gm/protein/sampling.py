@@ -13,10 +13,7 @@ from typing import Literal, Optional
 
 import torch
 
-from multiflow_gm.core import (Component, CTMCStep, EuclideanSpace, FlowStep, JumpParams, JumpStep,
-                               LinearScheduler, SO3Space, X1FlowStep, simulate,
-                               so3, time_grid)
-from multiflow_gm.core.paths.so3_isotropic import IsotropicSO3Path
+from multiflow_gm.core import Component, ConditionalPath, JumpParams, JumpStep, simulate, time_grid
 from multiflow_gm.errors import UserError
 from multiflow_gm.protein.process import MASK, NUM_TYPES, CoDesignProcess, centre
 
@@ -45,14 +42,15 @@ class SamplingConfig:
 
 
 class _LandingAroundPrediction:
-    """The isotropic path's landing law around the predicted clean rotation.
+    """The rotation path's conditional landing law around the predicted clean rotation.
 
-    Given the clean rotation the landing law is exact and continuous (its angle law depends
-    only on ``kappa_t``, its axis is uniform), so it resolves the landings at every t and is
-    equivariant: rotating the input rotates the prediction and every landing with it.
+    Given the clean rotation the landing law is exact and continuous (for the isotropic path
+    its angle law depends only on ``kappa_t`` and its axis is uniform), so it resolves the
+    landings at every t and is equivariant: rotating the input rotates the prediction and
+    every landing with it.
     """
 
-    def __init__(self, path: IsotropicSO3Path, r1_hat: torch.Tensor, t):
+    def __init__(self, path: ConditionalPath, r1_hat: torch.Tensor, t):
         self.path, self.r1_hat, self.t = path, r1_hat, t
 
     def sample_at(self, where, generator=None):
@@ -63,7 +61,7 @@ def check_jump_support(network, process: CoDesignProcess, cfg: SamplingConfig) -
     """Refuse an SO(3) jump weight the model cannot honour (never sample silently without it)."""
     if cfg.so3_jump_weight <= 0:
         return
-    if not isinstance(process.rotations, IsotropicSO3Path):
+    if not process.rotations.supports_jump:
         raise UserError(f"--so3-jump-weight {cfg.so3_jump_weight:g} needs a model trained on the isotropic "
                         "rotation path (process.rotation_path: isotropic); this model uses the "
                         f"{process.cfg.rotation_path} path, whose marginals no jump generates")
@@ -74,19 +72,16 @@ def check_jump_support(network, process: CoDesignProcess, cfg: SamplingConfig) -
 
 
 def _components(process: CoDesignProcess, cfg: SamplingConfig) -> dict[str, Component]:
-    rotation_kinds = {}
-    if isinstance(process.rotations, IsotropicSO3Path):
-        rotation_kinds["flow"] = FlowStep(SO3Space())
-    else:
-        rotation_kinds["flow"] = X1FlowStep(SO3Space(), process.rotation_sampling_scheduler)
+    """Each component steps by its path's clean-sample step (the network predicts clean samples)."""
+    rotation_kinds = {"flow": process.rotation_sampling_path.prediction_step()}
     weights = None
     if cfg.so3_jump_weight > 0:
         rotation_kinds["jump"] = JumpStep()
         weights = {"flow": 1.0 - cfg.so3_jump_weight, "jump": cfg.so3_jump_weight}
     return {
-        "trans": Component({"flow": X1FlowStep(EuclideanSpace(), LinearScheduler())}),
+        "trans": Component({"flow": process.translations.prediction_step()}),
         "rot": Component(rotation_kinds, weights),
-        "seq": Component({"ctmc": CTMCStep(mask_index=MASK, purity=cfg.purity)}),
+        "seq": Component({"ctmc": process.sequence.prediction_step(eta=cfg.eta, purity=cfg.purity)}),
     }
 
 
@@ -116,11 +111,11 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
         trans0 = centre(backbone[1].to(device, torch.float32).expand(num, length, 3) * scale, mask)
     else:
         trans0 = process.sample_translation_prior(mask, generator)
-        rot0 = so3.uniform((num, length), generator=generator, device=device)
+        rot0 = process.sample_rotation_prior((num, length), generator, device)
     if mode == "fold":
         seq0 = sequence.to(device).clamp(max=MASK).expand(num, length).clone()
     else:
-        seq0 = torch.full((num, length), MASK, dtype=torch.long, device=device)
+        seq0 = process.sample_sequence_prior((num, length), generator, device)
     grid = time_grid(cfg.num_steps, process.cfg.min_t, 1.0)
     fixed = torch.ones_like(grid)
     grids = {"trans": fixed if mode == "inverse-fold" else grid,
@@ -139,12 +134,12 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
             previous["translations"] = pred["translations"]
             previous["probs"] = torch.softmax(pred["logits"][..., :NUM_TYPES], -1)
         rot_params = {"flow": pred["rotations"]}
-        if isinstance(process.rotations, IsotropicSO3Path):
-            rot_params["flow"] = process.rotations.velocity(x["rot"], pred["rotations"], t["rot"])
         if cfg.so3_jump_weight > 0:
             rot_params["jump"] = _rotation_jump(process, cfg, pred, x["rot"], t["rot"])
+        # Every parameter is a clean-sample prediction; the components' steps turn them into
+        # velocities and rates by the paths' formulas.
         return {"trans": {"flow": centre(pred["translations"], mask)}, "rot": rot_params,
-                "seq": {"ctmc": process.sequence.rates(x["seq"], probs, t["seq"], cfg.eta).float()}}
+                "seq": {"ctmc": probs}}
 
     result = simulate(generator_fn, {"trans": trans0, "rot": rot0, "seq": seq0}, _components(process, cfg),
                       grids, generator=generator, progress=progress)

@@ -111,7 +111,7 @@ def test_categorical_target_is_reproduced(noise, eta, method):
     target = AtomicTarget({"s": seqs}, probs, {"s": path})
     n = 20000
     comps = {"s": Component({"ctmc": CTMCStep(method=method, mask_index=path.mask_index)})}
-    init = lambda n_, g: {"s": path.sample_prior((n_, 3), generator=g)}  # noqa: E731
+    init = lambda n_, g: {"s": path.prior((n_, 3), generator=g)}  # noqa: E731
     ref_hist = probs * n
     threshold = 0.03
     for wrong in (False, True):
@@ -142,7 +142,7 @@ def test_product_with_separate_times_is_reproduced():
     grids = {"x": grid_x, "s": grid_x ** 2}
     comps = {"x": Component({"flow": FlowStep()}), "s": Component({"ctmc": CTMCStep(mask_index=3)})}
     init = lambda n, g_: {"x": torch.randn(n, 2, dtype=F64, generator=g_),  # noqa: E731
-                          "s": tokens.sample_prior((n, 2))}
+                          "s": tokens.prior((n, 2))}
     ref = target.sample(3000, torch.Generator().manual_seed(11))
 
     def joint_stat(out):

@@ -1,6 +1,9 @@
-"""Small helpers shared by the conditional paths."""
+"""The conditional-path protocol and small helpers shared by the paths."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -40,3 +43,66 @@ def rotation_atom_log_likelihood(log_prob, r: torch.Tensor, atoms: torch.Tensor,
     t_b = t if not isinstance(t, torch.Tensor) or t.dim() == 0 else t[:, None].expand(r_b.shape[:2])
     ll = log_prob(r_b, z_b, t_b)
     return ll.reshape(*ll.shape[:2], -1).sum(-1)
+
+
+@dataclass
+class PathSample:
+    """One draw ``x_t ~ p_t(. | x1)`` and what the path needs later to form its targets.
+
+    ``x_t``: the state at time t (``x1``'s shape: ``[..., d]`` on R^d, ``[..., 3, 3]`` on
+    SO(3), ``[..., n]`` integer tokens); ``x1``: the data point it is conditioned on;
+    ``x0``: the prior draw ``x_t`` was built from, for paths that couple the two
+    endpoints (None for paths that draw ``x_t`` from ``p_t(. | x1)`` directly).
+    """
+
+    x_t: torch.Tensor
+    x1: torch.Tensor
+    x0: torch.Tensor | None = None
+
+
+@runtime_checkable
+class ConditionalPath(Protocol):
+    """What a workload needs from a conditional path, whatever its state space.
+
+    ``t`` is a scalar or a per-example tensor ``[B]`` broadcasting over the leading dims of
+    the state. Flags describe the path rather than its class so callers never test the class:
+
+    * ``couples_endpoints``: :meth:`draw` builds ``x_t`` from a prior draw ``x0`` (which a
+      caller may pass in, e.g. noise paired with the data) and ``x1``;
+    * ``supports_jump``: the path has a closed-form conditional jump generator
+      (``jump_intensity`` and ``sample_landing``).
+    """
+
+    event_dims: int
+    couples_endpoints: bool
+    supports_jump: bool
+
+    def prior(self, shape, generator=None, dtype=None, device=None) -> torch.Tensor:
+        """Draws ``[*shape, *event]`` from ``p_0`` (``shape`` is the batch shape for SO(3))."""
+
+    def draw(self, x1: torch.Tensor, t, generator=None, x0: torch.Tensor | None = None) -> PathSample:
+        """Draw ``x_t ~ p_t(. | x1)``; ``x0`` (coupled paths only) replaces the prior draw."""
+
+    def target(self, record: PathSample, t) -> torch.Tensor:
+        """The conditional generator parameter at ``record.x_t`` (the training target)."""
+
+    def estimate(self, x: torch.Tensor, x1_hat: torch.Tensor, t) -> torch.Tensor:
+        """The same parameter at state ``x`` with a clean-sample prediction in place of ``x1``
+        (the plug-in estimate of the marginal one); ``target`` is this at the true ``x1``."""
+
+    def regression_time(self, t: torch.Tensor, t_clip: float) -> torch.Tensor:
+        """The time at which a loss evaluates the target and its estimate (see each path)."""
+
+    def prediction_step(self, **options):
+        """The sampler step whose parameter is a clean-sample prediction of ``x1``."""
+
+
+def clipped_time(t: torch.Tensor, t_clip: float) -> torch.Tensor:
+    """``min(t, t_clip)`` for paths whose target error is a scalar rate of t times a time-free term.
+
+    For such paths the difference between the conditional target and its estimate at a
+    clean-sample prediction is ``rate(t) (f(x_t, x1) - f(x_t, x1_hat))``; evaluating it at a
+    clipped time only reweights the regression (a positive weight keeps the minimiser)
+    while bounding the weight that would otherwise grow like ``1 / (1 - t)``.
+    """
+    return t.clamp(max=t_clip)

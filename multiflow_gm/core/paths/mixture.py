@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from multiflow_gm.core.paths.common import as_time, expand_time
+from multiflow_gm.core.dynamics import CTMCStep, PosteriorCTMCStep
+from multiflow_gm.core.paths.common import PathSample, as_time, clipped_time, expand_time
 from multiflow_gm.core.schedulers import LinearScheduler, Scheduler
 from multiflow_gm.core.spaces.tokens import TokenSpace
 
@@ -39,6 +40,8 @@ class MixtureTokenPath:
     noise: str = "mask"
     scheduler: Scheduler = field(default_factory=LinearScheduler)
     event_dims = 0
+    couples_endpoints = True  # x_t keeps x1 or shows the prior draw x0, position by position
+    supports_jump = False     # a CTMC on a finite space: its generator is the rate matrix
 
     def __post_init__(self):
         if self.noise not in NOISE_KINDS:
@@ -53,17 +56,41 @@ class MixtureTokenPath:
         t = as_time(t, torch.zeros((), dtype=torch.float64, device=x.device))
         return self.scheduler(expand_time(t, x))
 
-    def sample_prior(self, shape, device=None, generator=None) -> torch.Tensor:
+    def prior(self, shape, generator=None, dtype=None, device=None) -> torch.Tensor:
+        """Noise tokens ``[*shape]`` (long): all mask, or uniform over the data tokens."""
         if self.noise == "mask":
             return torch.full(shape, self.mask_index, dtype=torch.long, device=device)
         return torch.randint(self.num_tokens, shape, device=device, generator=generator)
 
-    def sample(self, x1: torch.Tensor, t, generator=None) -> torch.Tensor:
-        """Draw ``x_t ~ p_t(. | x1)`` per position."""
+    def draw(self, x1: torch.Tensor, t, generator=None, x0: torch.Tensor | None = None) -> PathSample:
+        """Per position keep ``x1`` with probability kappa_t, else show ``x0`` (given, or drawn)."""
         self.space.check(x1, "x1")
         kappa = self._kappa(t, x1).alpha
         keep = torch.rand(x1.shape, dtype=torch.float64, device=x1.device, generator=generator) < kappa
-        return torch.where(keep, x1, self.sample_prior(x1.shape, x1.device, generator))
+        if x0 is None:
+            x0 = self.prior(x1.shape, generator, device=x1.device)
+        return PathSample(torch.where(keep, x1, x0), x1, x0)
+
+    def sample(self, x1: torch.Tensor, t, generator=None) -> torch.Tensor:
+        """Draw ``x_t ~ p_t(. | x1)`` per position ``[..., n]``."""
+        return self.draw(x1, t, generator).x_t
+
+    def target(self, record: PathSample, t) -> torch.Tensor:
+        """Conditional rates at ``record.x_t`` ``[..., n, size]`` (float64, per unit time)."""
+        return self.estimate(record.x_t, record.x1, t)
+
+    def estimate(self, x: torch.Tensor, x1_hat: torch.Tensor, t) -> torch.Tensor:
+        """:meth:`target`'s formula at state ``x`` with the prediction ``x1_hat`` in place of ``x1``."""
+        return self.conditional_rates(x, x1_hat, t)
+
+    def regression_time(self, t: torch.Tensor, t_clip: float) -> torch.Tensor:
+        """Clipped: without eta the rates are ``kappa'/(1 - kappa)`` times a time-free one-hot (or
+        posterior), and the generalised KL scales with a common positive factor."""
+        return clipped_time(t, t_clip)
+
+    def prediction_step(self, eta: float = 0.0, method: str = "euler", purity: bool = False):
+        """CTMC step from the posterior ``p(x1 | x_t)``; the last step leaves no mask token."""
+        return PosteriorCTMCStep(self, CTMCStep(method, self.mask_index, purity), eta)
 
     def conditional_probs(self, x1: torch.Tensor, t) -> torch.Tensor:
         """``p_t(y | x1)`` over all states ``[..., n, size]``."""

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 import torch
 
 from multiflow_gm.core.checks import check_rotation
-from multiflow_gm.core.paths.common import as_time, expand_time, rotation_atom_log_likelihood
+from multiflow_gm.core.dynamics import X1FlowStep
+from multiflow_gm.core.paths.common import (PathSample, as_time, clipped_time, expand_time,
+                                           rotation_atom_log_likelihood)
 from multiflow_gm.core.schedulers import LinearScheduler, Scheduler
-from multiflow_gm.core.spaces import so3
+from multiflow_gm.core.spaces import SO3Space, so3
 
 
 @dataclass
@@ -32,6 +34,8 @@ class GeodesicSO3Path:
 
     scheduler: Scheduler = field(default_factory=LinearScheduler)
     event_dims = 2
+    couples_endpoints = True
+    supports_jump = False  # the support shrinks with t: see the module docstring
 
     def _alpha(self, t, r):
         t = expand_time(as_time(t, r), r, event_dims=2)
@@ -41,10 +45,34 @@ class GeodesicSO3Path:
         """``log p_t(r_n | z_k)`` summed over extra entries, ``[N, K]`` (``-inf`` off support)."""
         return rotation_atom_log_likelihood(self.log_prob, r, atoms, t)
 
-    def sample_prior(self, shape, dtype=torch.float32, device=None, generator=None):
+    def prior(self, shape, generator=None, dtype=torch.float32, device=None) -> torch.Tensor:
+        """Haar-uniform rotations ``[*shape, 3, 3]``."""
         return so3.uniform(shape, dtype=dtype, device=device, generator=generator)
 
+    def draw(self, x1: torch.Tensor, t, generator=None, x0: torch.Tensor | None = None) -> PathSample:
+        """``r_t`` on the geodesic from ``x0`` (given, or drawn from the prior) to ``x1``."""
+        if x0 is None:
+            x0 = self.prior(x1.shape[:-2], generator, x1.dtype, x1.device)
+        return PathSample(self.sample(x0, x1, t), x1, x0)
+
+    def target(self, record: PathSample, t) -> torch.Tensor:
+        """Conditional body-frame velocity at ``record.x_t`` ``[..., 3]`` (rad per unit time)."""
+        return self.estimate(record.x_t, record.x1, t)
+
+    def estimate(self, x: torch.Tensor, x1_hat: torch.Tensor, t) -> torch.Tensor:
+        """:meth:`target`'s formula at state ``x`` with the prediction ``x1_hat`` in place of ``x1``."""
+        return self.velocity(x, x1_hat, t)
+
+    def regression_time(self, t: torch.Tensor, t_clip: float) -> torch.Tensor:
+        """Clipped: the velocity is ``alpha'/(1 - alpha)`` times the time-free ``log(r^T r_1)``."""
+        return clipped_time(t, t_clip)
+
+    def prediction_step(self):
+        """Moves the exact fraction of the geodesic to the prediction that the schedule gives."""
+        return X1FlowStep(SO3Space(), self.scheduler)
+
     def sample(self, r0: torch.Tensor, r1: torch.Tensor, t) -> torch.Tensor:
+        """``r_t = geodesic(r0, r1; alpha_t)`` ``[..., 3, 3]``."""
         check_rotation(r0, "r0")
         check_rotation(r1, "r1")
         s = self._alpha(t, r0)
