@@ -8,9 +8,11 @@ sequence time at 1 is folding). All grids have the same number of steps, and
 the last step lands exactly on the grid's end for every component.
 
 ``generator_fn(x, t)`` receives the joint state ``{name: tensor}`` and times
-``{name: 0-dim tensor}`` and returns ``{name: {kind: parameter}}``: a velocity for
-``flow``, a drift for ``diffusion``, :class:`JumpParams` for ``jump`` and a rate
-tensor for ``ctmc``. Each component's parameters may depend on the whole state.
+``{name: 0-dim tensor}`` and returns ``{name: {kind: parameter}}``, each parameter being
+what that kind's step takes (its ``takes``): for ``flow`` a velocity (:class:`FlowStep`) or a
+clean-sample prediction (the steps a conditional path's ``prediction_step`` hands out), a
+drift for ``diffusion``, :class:`JumpParams` for ``jump``, and for ``ctmc`` rates or the
+posterior over clean tokens. Each component's parameters may depend on the whole state.
 """
 
 from __future__ import annotations
