@@ -45,9 +45,10 @@ def _inputs(length: int, device: str, batch: int = 1):
     import torch
 
     from multiflow_gm.core import so3
+    from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
 
     g = torch.Generator().manual_seed(length)
-    return dict(aatype=torch.randint(0, 21, (batch, length), generator=g).to(device),
+    return dict(aatype=torch.randint(0, NUM_MODEL_TOKENS, (batch, length), generator=g).to(device),
                 rotations=so3.uniform((batch, length), generator=g).to(device),
                 translations=(torch.randn(batch, length, 3, generator=g) * 1.5).to(device),
                 t_struct=torch.full((batch,), 0.5, device=device), t_seq=torch.full((batch,), 0.5, device=device),

@@ -46,7 +46,7 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
 
     from multiflow_gm.config import to_dict
     from multiflow_gm.protein.losses import codesign_losses
-    from multiflow_gm.protein.process import NUM_TYPES
+    from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
     from multiflow_gm.training.protein_module import CoDesignModule, step_generator
 
     module = CoDesignModule(to_dict(cfg))
@@ -65,7 +65,7 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
         if cfg.self_condition and torch.rand((), generator=g) < 0.5:
             with torch.no_grad():
                 first = net(**module._network_inputs(noisy))
-            sc = (first["translations"], torch.softmax(first["logits"][..., :NUM_TYPES], -1))
+            sc = (first["translations"], torch.softmax(first["logits"][..., :NUM_AMINO_ACIDS], -1))
         t2 = time.perf_counter()
         pred = net(**module._network_inputs(noisy, sc))
         loss = codesign_losses(module.process, noisy, pred, cfg.loss)["total"].mean()

@@ -32,7 +32,7 @@ def random_sequence_nll(samples_dir: Path, reference_composition: np.ndarray, se
     """ProteinMPNN NLL of the samples' own sequences vs random ones on the same backbones."""
     from multiflow_gm.protein.evaluation.mpnn import ProteinMPNNScorer
     from multiflow_gm.protein.evaluation.samples import load_sample_directory
-    from multiflow_gm.protein.residue_constants import AA_ORDER
+    from multiflow_gm.protein.alphabet import AA_ORDER
 
     chains, _ = load_sample_directory(samples_dir)
     rng = np.random.default_rng(seed)
@@ -50,11 +50,12 @@ def random_sequence_nll(samples_dir: Path, reference_composition: np.ndarray, se
 
 def composition_check(samples_dir: Path, reference_composition: np.ndarray) -> dict:
     from multiflow_gm.protein.evaluation.samples import load_sample_directory
+    from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
     from multiflow_gm.protein.evaluation.sequence_metrics import composition, jensen_shannon
 
     chains, _ = load_sample_directory(samples_dir)
     samples = composition([c.sequence for c in chains])
-    uniform = np.full(20, 1 / 20)
+    uniform = np.full(NUM_AMINO_ACIDS, 1 / NUM_AMINO_ACIDS)
     return {"js_samples_to_reference": jensen_shannon(samples, reference_composition),
             "js_uniform_to_reference": jensen_shannon(uniform, reference_composition)}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from multiflow_gm.protein import residue_constants as rc
@@ -257,20 +256,3 @@ def backbone_from_torsions(phi_deg, psi_deg, omega_deg=180.0, dtype: torch.dtype
     o = _carbonyl_oxygen(ca, c, n_next)
     return torch.stack([n, ca, c, o], dim=-2)
 
-
-def ca_radius_of_gyration(ca) -> float:
-    """Radius of gyration (Angstrom) of one chain's CA coordinates ``[L, 3]`` (numpy or torch)."""
-    ca = np.asarray(ca, dtype=np.float64)
-    centred = ca - ca.mean(axis=0)
-    return float(np.sqrt(np.mean(np.sum(centred ** 2, axis=-1))))
-
-
-def radius_of_gyration(ca: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Radius of gyration of CA atoms: ca [..., L, 3] Angstrom, mask [..., L] -> [...] Angstrom."""
-    if mask is None:
-        mask = torch.ones(ca.shape[:-1], dtype=ca.dtype, device=ca.device)
-    weight = mask.to(ca.dtype)[..., None]
-    count = weight.sum(-2).clamp_min(1.0)
-    centre = (ca * weight).sum(-2) / count
-    sq = (((ca - centre[..., None, :]) ** 2).sum(-1, keepdim=True) * weight).sum(-2) / count
-    return torch.sqrt(sq.squeeze(-1) + 1e-12)

@@ -34,7 +34,8 @@ import torch
 from multiflow_gm.core import ConditionalPath, PathSample
 from multiflow_gm.core.losses import generalized_kl, masked_cross_entropy
 from multiflow_gm.protein.geometry import backbone_from_frames
-from multiflow_gm.protein.process import MASK, CoDesignProcess
+from multiflow_gm.protein.alphabet import MASK
+from multiflow_gm.protein.process import CoDesignProcess
 
 
 @dataclass

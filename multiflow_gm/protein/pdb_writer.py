@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.atomic_files import atomic_write_text
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein import residue_constants as rc
 
 
@@ -30,7 +31,7 @@ def write_backbone_pdb(path: str | Path, atoms, sequence: str, chain_id: str = "
     names = rc.OUTPUT_ATOMS[: coords.shape[1]]
     lines, serial = [], 1
     for i, letter in enumerate(sequence.upper()):
-        res_name = rc.ONE_TO_THREE.get(letter, "UNK")
+        res_name = alphabet.ONE_TO_THREE.get(letter, "UNK")
         for k, atom_name in enumerate(names):
             if atom_name == "CB" and res_name == "GLY":
                 continue
@@ -40,7 +41,7 @@ def write_backbone_pdb(path: str | Path, atoms, sequence: str, chain_id: str = "
                 f"{x:8.3f}{y:8.3f}{z:8.3f}{1.0:6.2f}{min(bf[i], 999.99):6.2f}          {atom_name[0]:>2s}  "
             )
             serial += 1
-    last = rc.ONE_TO_THREE.get(sequence[-1].upper(), "UNK") if length else "UNK"
+    last = alphabet.ONE_TO_THREE.get(sequence[-1].upper(), "UNK") if length else "UNK"
     lines.append(f"TER   {serial:5d}      {last:>3s} {chain_id[:1]:1s}{length:4d}")
     lines.append("END")
     return atomic_write_text(path, "\n".join(lines) + "\n")

@@ -24,10 +24,9 @@ import torch
 from multiflow_gm.core import (CondOTPath, ConditionalPath, ExponentialRateScheduler, GeodesicSO3Path,
                                IsotropicSO3Path, LinearScheduler, MixtureTokenPath, so3)
 from multiflow_gm.core.paths.so3_isotropic import KAPPA_MAX_LIMIT
+from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS, model_tokens
+from multiflow_gm.protein.coordinates import NM_PER_ANGSTROM, angstrom_to_nm, center_positions
 from multiflow_gm.protein.noise_pairing import pair_noise
-
-NUM_TYPES = 20
-MASK = 20
 
 
 @dataclass
@@ -46,7 +45,7 @@ class TaskMix:
 
 @dataclass
 class ProcessConfig:
-    translation_scale: float = 0.1          # Angstrom -> nm: paths and network work in nm
+    translation_scale: float = NM_PER_ANGSTROM  # Angstrom -> nm: paths and network work in nm
     min_t: float = 0.01
     rotation_path: Literal["geodesic", "isotropic"] = "geodesic"
     rotation_train_prior: Literal["uniform", "igso3"] = "uniform"
@@ -89,13 +88,13 @@ class CoDesignProcess:
         else:
             self.rotations = IsotropicSO3Path(kappa_max=cfg.isotropic_kappa_max)
             self.rotation_sampling_path = self.rotations
-        self.sequence: ConditionalPath = MixtureTokenPath(NUM_TYPES, "mask")
+        self.sequence: ConditionalPath = MixtureTokenPath(NUM_AMINO_ACIDS, "mask")
 
     # -- priors ------------------------------------------------------------------
     def sample_translation_prior(self, mask: torch.Tensor, generator=None) -> torch.Tensor:
         """Centred standard Gaussian CA positions ``[B, L, 3]`` (nm), zero at padding."""
         x = self.translations.prior((*mask.shape, 3), generator, device=mask.device)
-        return centre(x, mask)
+        return center_positions(x, mask)
 
     def sample_rotation_prior(self, shape, generator=None, device=None) -> torch.Tensor:
         """Frames ``[*shape, 3, 3]`` from the rotation path's prior."""
@@ -125,14 +124,14 @@ class CoDesignProcess:
         residues as the mask token) and noisy inputs (``trans_t``, ``rot_t``, ``aatype_t``).
         """
         mask = batch["residue_mask"].bool()
-        trans_1 = centre(batch["translations"] * self.cfg.translation_scale, mask)
+        trans_1 = center_positions(angstrom_to_nm(batch["translations"], self.cfg.translation_scale), mask)
         rot_1 = batch["rotations"]
         trans_0 = self.sample_translation_prior(mask, generator)
         if self.cfg.noise_pairing != "none":
             trans_0 = pair_noise(trans_0, trans_1, mask, permute=self.cfg.noise_pairing == "ot")
         trans_t = self.translations.draw(trans_1, t_struct, generator, x0=trans_0).x_t * mask[..., None]
         rot_t = self._corrupt_rotations(rot_1, t_struct, generator)
-        aatype_1 = batch["aatype"].clamp(max=MASK)
+        aatype_1 = model_tokens(batch["aatype"])
         aatype_t = self.sequence.draw(aatype_1, t_seq, generator).x_t
         # Unknown residues carry no type: they stay masked and have no sequence loss.
         aatype_t = torch.where(aatype_1 == MASK, torch.full_like(aatype_t, MASK), aatype_t)
@@ -149,9 +148,3 @@ class CoDesignProcess:
             rot_0 = rot_1 @ noise.to(rot_1.dtype)
         return self.rotations.draw(rot_1, t, generator, x0=rot_0).x_t
 
-
-def centre(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Subtract the centroid of the valid residues ``[B, L, 3]``; padding set to zero."""
-    m = mask[..., None].to(x.dtype)
-    mean = (x * m).sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1)
-    return (x - mean) * m

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.errors import UserError
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.chain_selection import (
     DEFAULT_MIN_CHAIN_LENGTH,
     chain_overview,
@@ -57,7 +57,7 @@ def check_sequence(text: str | None) -> str:
     if text is None or not "".join(text.split()):
         raise UserError("fold mode needs --sequence (one-letter amino-acid codes)")
     sequence = "".join(text.split()).upper()
-    bad = [(i + 1, letter) for i, letter in enumerate(sequence) if letter not in rc.AA_ORDER]
+    bad = [(i + 1, letter) for i, letter in enumerate(sequence) if letter not in alphabet.AA_ORDER]
     if bad:
         shown = ", ".join(f"{letter!r} at {position}" for position, letter in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""

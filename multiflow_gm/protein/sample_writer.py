@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from multiflow_gm.atomic_files import atomic_write_text
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.geometry import backbone_from_frames
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 from multiflow_gm.protein.pdb_writer import write_backbone_pdb
@@ -72,7 +72,7 @@ def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress
                 continue
             seq_tensor = None
             if job.sequence is not None:
-                seq_tensor = torch.tensor(rc.sequence_to_indices(job.sequence), dtype=torch.long)
+                seq_tensor = torch.tensor(alphabet.sequence_to_indices(job.sequence), dtype=torch.long)
             bar = (lambda r, d=f"L={length} chunk {chunk}": tqdm(r, desc=d, leave=False)) if progress else None
             t0 = time.perf_counter()
             out = sample_batch(network, process, cfg, len(names), length, job.mode, sequence=seq_tensor,
@@ -81,7 +81,7 @@ def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress
             seconds = (time.perf_counter() - t0) / len(names)
             atoms = backbone_from_frames(out["rotations"].double(), out["translations"].double()).float().cpu()
             for i, name in enumerate(names):
-                sequence = rc.indices_to_sequence(out["aatype"][i].tolist())
+                sequence = alphabet.indices_to_sequence(out["aatype"][i].tolist())
                 write_backbone_pdb(pdb_dir / f"{name}.pdb", atoms[i].numpy(), sequence)
                 record = _describe(atoms[i].numpy(), sequence) | {"name": name, "seconds": seconds}
                 atomic_write_text(records_path / f"{name}.json", json.dumps(record))

@@ -15,7 +15,9 @@ import torch
 
 from multiflow_gm.core import Component, ConditionalPath, JumpParams, JumpStep, simulate, time_grid
 from multiflow_gm.errors import UserError
-from multiflow_gm.protein.process import MASK, NUM_TYPES, CoDesignProcess, centre
+from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS, model_tokens
+from multiflow_gm.protein.coordinates import angstrom_to_nm, center_positions, nm_to_angstrom
+from multiflow_gm.protein.process import CoDesignProcess
 
 MODES = ("codesign", "fold", "inverse-fold")
 
@@ -108,12 +110,13 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
     scale = process.cfg.translation_scale
     if mode == "inverse-fold":
         rot0 = backbone[0].to(device, torch.float32).expand(num, length, 3, 3).clone()
-        trans0 = centre(backbone[1].to(device, torch.float32).expand(num, length, 3) * scale, mask)
+        trans0 = center_positions(angstrom_to_nm(backbone[1].to(device, torch.float32).expand(num, length, 3), scale),
+                                  mask)
     else:
         trans0 = process.sample_translation_prior(mask, generator)
         rot0 = process.sample_rotation_prior((num, length), generator, device)
     if mode == "fold":
-        seq0 = sequence.to(device).clamp(max=MASK).expand(num, length).clone()
+        seq0 = model_tokens(sequence.to(device)).expand(num, length).clone()
     else:
         seq0 = process.sample_sequence_prior((num, length), generator, device)
     grid = time_grid(cfg.num_steps, process.cfg.min_t, 1.0)
@@ -132,19 +135,19 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
         probs = process.sequence.probs_from_logits(pred["logits"], cfg.temperature)
         if cfg.self_condition is not False:
             previous["translations"] = pred["translations"]
-            previous["probs"] = torch.softmax(pred["logits"][..., :NUM_TYPES], -1)
+            previous["probs"] = torch.softmax(pred["logits"][..., :NUM_AMINO_ACIDS], -1)
         rot_params = {"flow": pred["rotations"]}
         if cfg.so3_jump_weight > 0:
             rot_params["jump"] = _rotation_jump(process, cfg, pred, x["rot"], t["rot"])
         # Every parameter is a clean-sample prediction; the components' steps turn them into
         # velocities and rates by the paths' formulas.
-        return {"trans": {"flow": centre(pred["translations"], mask)}, "rot": rot_params,
+        return {"trans": {"flow": center_positions(pred["translations"], mask)}, "rot": rot_params,
                 "seq": {"ctmc": probs}}
 
     result = simulate(generator_fn, {"trans": trans0, "rot": rot0, "seq": seq0}, _components(process, cfg),
                       grids, generator=generator, progress=progress)
     state = result.state
-    return {"rotations": state["rot"], "translations": state["trans"] / scale, "aatype": state["seq"]}
+    return {"rotations": state["rot"], "translations": nm_to_angstrom(state["trans"], scale), "aatype": state["seq"]}
 
 
 def _rotation_jump(process, cfg, pred, rot, t):

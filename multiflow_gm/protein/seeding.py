@@ -1,11 +1,16 @@
 """Seeded random generators from integer keys: every reproducible draw of the project
 (training steps, augmentation, sampling chunks, validation, benchmarks, distillation)
-is a pure function of a tuple of integers through these two helpers."""
+is a pure function of a tuple of integers: torch generators come from
+:func:`seeded_generator`, numpy generators from :func:`seeded_rng`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def seed_from(*keys: int) -> int:
@@ -16,4 +21,15 @@ def seed_from(*keys: int) -> int:
 
 def seeded_generator(*keys: int, device="cpu") -> torch.Generator:
     """A torch generator on ``device`` seeded by :func:`seed_from` of ``keys``."""
+    import torch  # here, so numpy-only callers (splits, evaluation) need not load torch
+
     return torch.Generator(device=device).manual_seed(seed_from(*keys))
+
+
+def seeded_rng(*keys: int, spawn_key: tuple[int, ...] = ()) -> np.random.Generator:
+    """A numpy generator seeded by the integer ``keys`` (numpy's SeedSequence of them).
+
+    ``seeded_rng(s)`` draws exactly what ``np.random.default_rng(s)`` draws; a ``spawn_key``
+    gives an independent stream from the same keys (e.g. a second draw per example).
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys], spawn_key=spawn_key))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein import residue_constants as rc
 
 DEFAULT_MAX_FILE_MB = 100.0
@@ -56,7 +57,7 @@ class ProteinChain:
 
     @property
     def sequence(self) -> str:
-        return rc.indices_to_sequence(self.aatype)
+        return alphabet.indices_to_sequence(self.aatype)
 
     @property
     def ca(self) -> np.ndarray:
@@ -353,7 +354,7 @@ def _raw_chain(sub, entry: str, chain_id: str, source: str):
     keep = _trim_unbonded_hetero_ends(atoms, hetero)
     raw = RawChain(
         entry=entry, chain_id=chain_id, atoms=atoms[keep],
-        aatype=np.array([rc.residue_index(name) for name in res_name[keep]], dtype=np.int64),
+        aatype=np.array([alphabet.residue_index(name) for name in res_name[keep]], dtype=np.int64),
         res_id=res_id[keep], ins_code=ins_code[keep], res_name=res_name[keep],
         bfactor=bfactor[keep], source=source,
     )

@@ -31,9 +31,10 @@ from multiflow_gm.protein.data.dataset import ProteinChainDataset
 from multiflow_gm.protein.evaluation.geometry_metrics import CA_CA_WINDOW, CLASH_DISTANCE
 from multiflow_gm.protein.geometry import backbone_from_frames
 from multiflow_gm.protein.losses import LossConfig, codesign_losses
-from multiflow_gm.protein.process import NUM_TYPES, CoDesignProcess
-from multiflow_gm.protein.residue_constants import indices_to_sequence
-from multiflow_gm.protein.seeding import seeded_generator
+from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, indices_to_sequence
+from multiflow_gm.protein.coordinates import nm_to_angstrom
+from multiflow_gm.protein.process import CoDesignProcess
+from multiflow_gm.protein.seeding import seeded_generator, seeded_rng
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 
 
@@ -82,7 +83,7 @@ class ValidationSet:
         if len(cache) == 0:
             raise ValueError("the validation split has no chain in the training length range")
         dataset = ProteinChainDataset(cache, seed=cfg.seed, random_rotation=False)
-        order = np.random.default_rng(cfg.seed).permutation(len(cache))
+        order = seeded_rng(cfg.seed).permutation(len(cache))
         chosen = sorted(order[: cfg.num_chains].tolist(), key=lambda i: int(cache.lengths[i]))
         examples = [dataset[i] for i in chosen]
         heldout = [dataset[int(i)] for i in order[: cfg.heldout_chains]]
@@ -106,13 +107,13 @@ def denoising_metrics(network, process: CoDesignProcess, data: ValidationSet, cf
         first = network(**inputs)
         # Second pass with self-conditioning, as the sampler runs the network.
         pred = network(**inputs, sc_translations=first["translations"],
-                       sc_probs=torch.softmax(first["logits"][..., :NUM_TYPES], -1))
+                       sc_probs=torch.softmax(first["logits"][..., :NUM_AMINO_ACIDS], -1))
         losses = codesign_losses(process, noisy, pred, loss_cfg)
         for name in ("translation", "rotation", "aatype", "auxiliary"):
             out[f"{name}_t{t:g}"] = float(losses[name].mean())
-        out[f"pred_clash_t{t:g}"] = float(clash_fraction(pred["translations"] / scale, mask).mean())
+        out[f"pred_clash_t{t:g}"] = float(clash_fraction(nm_to_angstrom(pred["translations"], scale), mask).mean())
         ca_err = ((pred["translations"] - noisy["trans_1"]) ** 2).sum(-1)
-        out[f"ca_rmse_A_t{t:g}"] = float(((ca_err * mask).sum() / mask.sum()).sqrt() / scale)
+        out[f"ca_rmse_A_t{t:g}"] = float(nm_to_angstrom(((ca_err * mask).sum() / mask.sum()).sqrt(), scale))
     return out
 
 
@@ -125,7 +126,7 @@ def heldout_metrics(network, process: CoDesignProcess, data: ValidationSet, cfg:
     steps = SamplingConfig(**{**sampling.__dict__, "num_steps": cfg.num_steps})
     for k, example in enumerate(data.heldout):
         length = int(example["length"])
-        known = example["aatype"] < NUM_TYPES
+        known = example["aatype"] < NUM_AMINO_ACIDS
         folded = sample_batch(network, process, steps, 1, length, mode="fold", sequence=example["aatype"],
                               generator=_generator(cfg.seed, 2, k))
         tm, _, _ = tm_align(example["translations"].double().numpy(), folded["translations"][0].double().numpy())
@@ -162,7 +163,7 @@ def codesign_metrics(network, process: CoDesignProcess, cfg: ValidationConfig,
         out["codesign_dssp_strand"] = float(np.mean(states == "E"))
         out["codesign_dssp_helix"] = float(np.mean(states == "H"))
     sequences = [indices_to_sequence(row.tolist()) for row in drawn["aatype"]]
-    probs = np.bincount(drawn["aatype"].flatten().numpy(), minlength=NUM_TYPES)[:NUM_TYPES]
+    probs = np.bincount(drawn["aatype"].flatten().numpy(), minlength=NUM_AMINO_ACIDS)[:NUM_AMINO_ACIDS]
     probs = probs / max(probs.sum(), 1)
     out["codesign_seq_entropy"] = float(-(probs[probs > 0] * np.log(probs[probs > 0])).sum())
     if cfg.mpnn:

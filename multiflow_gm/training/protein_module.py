@@ -15,7 +15,8 @@ import torch
 from multiflow_gm.config import from_dict, migrate
 from multiflow_gm.protein.losses import codesign_losses
 from multiflow_gm.protein.model.network import CoDesignNetwork
-from multiflow_gm.protein.process import NUM_TYPES, CoDesignProcess
+from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
+from multiflow_gm.protein.process import CoDesignProcess
 from multiflow_gm.protein.seeding import seeded_generator
 from multiflow_gm.training.ema import EMA
 from multiflow_gm.training.protein_config import TrainConfig
@@ -57,7 +58,7 @@ class CoDesignModule(L.LightningModule):
         if self.cfg.self_condition and torch.rand((), generator=generator) < 0.5:
             with torch.no_grad():
                 first = self.network(**self._network_inputs(noisy))
-            sc = (first["translations"].detach(), torch.softmax(first["logits"][..., :NUM_TYPES], -1).detach())
+            sc = (first["translations"].detach(), torch.softmax(first["logits"][..., :NUM_AMINO_ACIDS], -1).detach())
         pred = self.network(**self._network_inputs(noisy, sc))
         losses = codesign_losses(self.process, noisy, pred, self.cfg.loss)
         return losses, t_struct, task

@@ -9,7 +9,9 @@ import torch
 from multiflow_gm.core import so3
 from multiflow_gm.protein.losses import LossConfig, codesign_losses
 from multiflow_gm.protein.noise_pairing import kabsch_rotation, pair_noise
-from multiflow_gm.protein.process import MASK, CoDesignProcess, ProcessConfig, TaskMix, centre
+from multiflow_gm.protein.alphabet import MASK, NUM_MODEL_TOKENS
+from multiflow_gm.protein.coordinates import center_positions as centre
+from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig, TaskMix
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 
 
@@ -17,7 +19,7 @@ def _batch(b=3, l=12, seed=0):
     g = torch.Generator().manual_seed(seed)
     trans = torch.randn(b, l, 3, generator=g) * 8.0
     return {"translations": trans, "rotations": so3.uniform((b, l), generator=g),
-            "aatype": torch.randint(0, 21, (b, l), generator=g), "residue_mask": torch.ones(b, l, dtype=torch.bool),
+            "aatype": torch.randint(0, NUM_MODEL_TOKENS, (b, l), generator=g), "residue_mask": torch.ones(b, l, dtype=torch.bool),
             "residue_index": torch.arange(l).expand(b, l)}
 
 
@@ -76,7 +78,7 @@ def test_losses_vanish_at_the_truth():
     batch = _batch()
     t = torch.tensor([0.2, 0.5, 0.95])
     noisy = process.corrupt(batch, t, t)
-    logits = torch.nn.functional.one_hot(noisy["aatype_1"], 21).float() * 60.0
+    logits = torch.nn.functional.one_hot(noisy["aatype_1"], NUM_MODEL_TOKENS).float() * 60.0
     pred = {"rotations": noisy["rot_1"], "translations": noisy["trans_1"], "logits": logits}
     losses = codesign_losses(process, noisy, pred, LossConfig())
     for name in ("translation", "rotation", "aatype", "auxiliary"):
@@ -95,7 +97,7 @@ class ConstantNetwork(torch.nn.Module):
 
     def forward(self, aatype, rotations, translations, **_):
         b = aatype.shape[0]
-        logits = torch.nn.functional.one_hot(self.a, 21).float() * 30.0
+        logits = torch.nn.functional.one_hot(self.a, NUM_MODEL_TOKENS).float() * 30.0
         return {"rotations": self.r.expand(b, -1, -1, -1), "translations": self.t.expand(b, -1, -1),
                 "logits": logits.expand(b, -1, -1)}
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
 from multiflow_gm.protein.losses import LossConfig, clash_penalty, codesign_losses
 from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig
 
@@ -59,7 +60,7 @@ def _noisy_and_pred(far_pair_error: bool):
              "trans_t": ca, "rot_t": rot, "aatype_t": torch.zeros(1, length, dtype=torch.long),
              "t_struct": torch.tensor([0.6]), "t_seq": torch.tensor([0.6]), "residue_mask": mask,
              "residue_index": torch.arange(length)[None]}
-    pred = {"translations": pred_ca, "rotations": rot, "logits": torch.zeros(1, length, 21)}
+    pred = {"translations": pred_ca, "rotations": rot, "logits": torch.zeros(1, length, NUM_MODEL_TOKENS)}
     return noisy, pred
 
 

@@ -3,6 +3,7 @@
 import torch
 
 from multiflow_gm.core import so3
+from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
 from multiflow_gm.protein.losses import LossConfig, codesign_losses
 from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig
 
@@ -21,7 +22,7 @@ def _pred(process, noisy, rotations=None, intensity=None):
     rot = noisy["rot_1"] if rotations is None else rotations
     lam = process.rotations.jump_intensity(noisy["rot_t"], noisy["rot_1"], noisy["t_struct"])
     return {"rotations": rot, "translations": noisy["trans_1"],
-            "logits": torch.nn.functional.one_hot(noisy["aatype_1"], 21).float() * 60.0,
+            "logits": torch.nn.functional.one_hot(noisy["aatype_1"], NUM_MODEL_TOKENS).float() * 60.0,
             "jump_intensity": lam if intensity is None else intensity}
 
 

@@ -17,7 +17,9 @@ import torch
 
 from multiflow_gm.core import IsotropicSO3Path, so3
 from multiflow_gm.core.paths.so3_isotropic import log_normaliser
-from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig, centre
+from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
+from multiflow_gm.protein.coordinates import center_positions as centre
+from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig
 from multiflow_gm.protein.sampling import SamplingConfig, _LandingAroundPrediction, sample_batch
 
 F64 = dict(dtype=torch.float64)
@@ -94,7 +96,7 @@ class OracleNetwork(torch.nn.Module):
         r1 = self.protein["rotations"].to(rotations.dtype).expand(b, -1, -1, -1)
         t = float(t_struct[0])
         self.angles[round(t, 4)] = so3.distance(r1, rotations).double().flatten()
-        logits = torch.nn.functional.one_hot(self.protein["aatype"], 21).float() * 30.0
+        logits = torch.nn.functional.one_hot(self.protein["aatype"], NUM_MODEL_TOKENS).float() * 30.0
         return {"rotations": r1, "translations": self.protein["translations"].expand(b, -1, -1),
                 "logits": logits.expand(b, -1, -1),
                 "jump_intensity": self.path.jump_intensity(rotations, r1, t_struct[0])}

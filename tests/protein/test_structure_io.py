@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein import residue_constants as rc
 from multiflow_gm.protein.geometry import backbone_from_frames, backbone_from_torsions, frames_from_backbone
 from multiflow_gm.protein.pdb_writer import write_backbone_pdb
@@ -62,7 +63,7 @@ def test_written_pdb_is_read_back_by_biotite(tmp_path):
     assert structure.array_length() == 12 * 5 - n_gly
     assert set(structure.chain_id) == {"B"}
     residues = [structure.res_name[structure.res_id == i + 1][0] for i in range(12)]
-    assert residues == [rc.ONE_TO_THREE.get(c, "UNK") for c in sequence]
+    assert residues == [alphabet.ONE_TO_THREE.get(c, "UNK") for c in sequence]
     ca = structure.coord[structure.atom_name == "CA"]
     assert np.allclose(ca, full[:, 1].numpy(), atol=1e-3)
     assert np.allclose(structure.b_factor[structure.atom_name == "CA"], np.arange(12.0))
@@ -97,7 +98,7 @@ def test_read_pdb_round_trip(tmp_path, gz):
     (chain,) = result.chains
     assert chain.chain_id == "A" and len(chain) == 30
     assert np.allclose(chain.atoms, atoms, atol=1e-3)
-    assert rc.indices_to_sequence(chain.aatype) == sequence
+    assert alphabet.indices_to_sequence(chain.aatype) == sequence
     assert chain.res_id.tolist() == list(range(1, 31))
 
 
@@ -119,7 +120,7 @@ def test_read_mmcif_and_binarycif(tmp_path, fmt):
     assert result.ok, result.problems
     (chain,) = result.chains
     assert np.allclose(chain.atoms, atoms, atol=1e-3)
-    assert rc.indices_to_sequence(chain.aatype) == "MKV" * 8 + "G"
+    assert alphabet.indices_to_sequence(chain.aatype) == "MKV" * 8 + "G"
 
 
 def test_first_model_first_altloc_insertion_codes_and_modified_residues(tmp_path):
@@ -145,7 +146,7 @@ def test_first_model_first_altloc_insertion_codes_and_modified_residues(tmp_path
     (chain,) = result.chains
     assert len(chain) == 6
     assert np.allclose(chain.atoms, atoms, atol=1e-3)  # model 1, altloc A
-    assert rc.indices_to_sequence(chain.aatype) == "AMGSXL"
+    assert alphabet.indices_to_sequence(chain.aatype) == "AMGSXL"
     assert chain.res_id.tolist() == [50, 51, 52, 52, 54, 55]
     assert chain.ins_code.tolist()[2:4] == ["", "A"]
     protein = chain.to_protein_chain()

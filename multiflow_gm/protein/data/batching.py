@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Sampler
 
 from multiflow_gm.protein.data.clustering import cluster_sizes
+from multiflow_gm.protein.seeding import seeded_rng
 
 
 def _distributed_defaults(rank, world_size) -> tuple[int, int]:
@@ -98,7 +99,7 @@ class LengthBatchSampler(Sampler):
         return np.sort(order[first])
 
     def _global_batches(self, epoch: int) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, epoch])
+        rng = seeded_rng(self.seed, epoch)
         indices = self._epoch_indices(rng)
         if self.shuffle:
             indices = indices[rng.permutation(indices.size)]

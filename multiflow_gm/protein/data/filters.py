@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.data.config import FilterConfig
-from multiflow_gm.protein.geometry import ca_radius_of_gyration
+from multiflow_gm.protein.coordinates import radius_of_gyration
+from multiflow_gm.protein.evaluation.secondary_structure import psea_states, state_fractions
 from multiflow_gm.protein.structure_io import Problem, ProteinChain, RawChain
 
 # Ideal N-CA, CA-C, C=O bond lengths (Engh & Huber), Angstrom.
@@ -54,22 +55,6 @@ def chain_name(entry: str, chain_id: str, segment: int = 0) -> str:
 def expected_radius_of_gyration(length) -> np.ndarray:
     """Typical Rg of a compact globular chain of this length: 2.2 L^0.38 Angstrom (Skolnick et al.)."""
     return 2.2 * np.asarray(length, dtype=np.float64) ** 0.38
-
-
-def secondary_structure(ca: np.ndarray, aatype: np.ndarray) -> np.ndarray:
-    """P-SEA secondary structure ('a' helix, 'b' strand, 'c' coil) of one unbroken CA trace [L, 3]."""
-    import biotite.structure as struc
-
-    length = len(ca)
-    array = struc.AtomArray(length)
-    array.coord = ca.astype(np.float32)
-    array.atom_name[:] = "CA"
-    array.element[:] = "C"
-    array.chain_id[:] = "A"
-    array.res_id = np.arange(1, length + 1)
-    letters = rc.indices_to_sequence(aatype)
-    array.res_name = np.array([rc.ONE_TO_THREE.get(x, "ALA") if x != "X" else "ALA" for x in letters])
-    return struc.annotate_sse(array)
 
 
 def filter_chain(raw: RawChain, config: FilterConfig) -> tuple[list[AcceptedChain], list[Problem]]:
@@ -157,15 +142,15 @@ def _check_segment(raw: RawChain, seg: np.ndarray, segment_id: int, config: Filt
     if length > config.max_length:
         return problem("too_long", f"{length} residues > {config.max_length}")
     aatype = raw.aatype[seg]
-    unknown = float((aatype == rc.UNKNOWN_INDEX).mean())
+    unknown = float((aatype == alphabet.UNKNOWN).mean())
     if unknown > config.max_unknown_fraction:
         return problem("unknown_residues", f"{unknown:.0%} unknown > {config.max_unknown_fraction:.0%}")
     ca = raw.atoms[seg, 1].astype(np.float64)
-    sse = secondary_structure(ca, aatype)
-    helix, strand, coil = (float((sse == x).mean()) for x in ("a", "b", "c"))
+    fractions = state_fractions(psea_states(ca))
+    helix, strand, coil = fractions["helix"], fractions["strand"], fractions["coil"]
     if coil > config.max_coil_fraction:
         return problem("too_much_coil", f"coil {coil:.0%} > {config.max_coil_fraction:.0%}")
-    rg = ca_radius_of_gyration(ca)
+    rg = radius_of_gyration(ca)
     ratio = rg / float(expected_radius_of_gyration(length))
     if ratio > config.max_rg_ratio:
         return problem("rg_outlier", f"Rg {rg:.1f} A is {ratio:.1f}x the compact value for {length} residues")

@@ -23,16 +23,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from multiflow_gm.protein.seeding import seed_from
+from multiflow_gm.protein.evaluation.mpnn import MPNN_NUM_LETTERS, MPNN_UNKNOWN
+from multiflow_gm.protein.seeding import seeded_generator
 
-MPNN_UNKNOWN = 20  # index of X in ProteinMPNN's alphabet
 
-
-def chain_seed(seed: int, name: str, k: int) -> int:
-    """63-bit seed of design ``k`` of chain ``name`` (stable across runs and platforms)."""
+def chain_keys(seed: int, name: str, k: int) -> list[int]:
+    """Integer keys of design ``k`` of chain ``name`` (stable across runs and platforms)."""
     digest = hashlib.sha256(name.encode()).digest()
-    entropy = [int(seed), int.from_bytes(digest[:8], "little"), int(k)]
-    return seed_from(*entropy)
+    return [int(seed), int.from_bytes(digest[:8], "little"), int(k)]
 
 
 class SequenceDesigner:
@@ -57,7 +55,7 @@ class SequenceDesigner:
         self.device = device
 
     def _noise(self, names: Sequence[str], lengths: Sequence[int], max_length: int):
-        """Per design row: decoding-order keys ``[R, Lmax]`` and Gumbel noise ``[R, Lmax, 21]``.
+        """Per design row: decoding-order keys ``[R, Lmax]`` and Gumbel noise ``[R, Lmax, MPNN_NUM_LETTERS]``.
 
         Rows are chain-major (chain c, design k at row ``c * K + k``). Padding positions get
         order key -1 so they come first in the decoding order, where they are masked out.
@@ -66,13 +64,13 @@ class SequenceDesigner:
 
         rows = len(names) * self.num_sequences
         keys = torch.full((rows, max_length), -1.0)
-        gumbel = torch.zeros(rows, max_length, 21)
+        gumbel = torch.zeros(rows, max_length, MPNN_NUM_LETTERS)
         for c, (name, length) in enumerate(zip(names, lengths)):
             for k in range(self.num_sequences):
-                generator = torch.Generator().manual_seed(chain_seed(self.seed, name, k))
+                generator = seeded_generator(*chain_keys(self.seed, name, k))
                 row = c * self.num_sequences + k
                 keys[row, :length] = torch.rand(length, generator=generator)
-                uniform = torch.rand(length, 21, generator=generator).clamp_(1e-12, 1 - 1e-7)
+                uniform = torch.rand(length, MPNN_NUM_LETTERS, generator=generator).clamp_(1e-12, 1 - 1e-7)
                 gumbel[row, :length] = -torch.log(-torch.log(uniform))
         return keys.to(self.device), gumbel.to(self.device)
 
@@ -81,7 +79,7 @@ class SequenceDesigner:
 
         ``backbones[c]``: ``[L_c, >=4, 3]`` N, CA, C, O in Angstrom (finite); ``names[c]``: the
         chain's name (seeds its random draws). Returns per chain ``tokens`` int64 ``[K, L_c]``
-        in ProteinMPNN's alphabet (never 20) and ``nll`` float32 ``[K]`` (nats per residue).
+        in ProteinMPNN's alphabet (never MPNN_UNKNOWN) and ``nll`` float32 ``[K]`` (nats per residue).
         """
         import torch
 

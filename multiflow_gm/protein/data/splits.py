@@ -18,6 +18,7 @@ import numpy as np
 from multiflow_gm.atomic_files import atomic_write_bytes
 from multiflow_gm.errors import ConfigError, MissingResourceError
 from multiflow_gm.protein.data.cache import ChainCache, read_csv, write_csv
+from multiflow_gm.protein.seeding import seeded_rng
 
 SPLIT_FILE = "splits.csv"
 SPLIT_SETTINGS_FILE = "splits.json"
@@ -52,7 +53,7 @@ def assign_splits(cluster_ids: np.ndarray, settings: SplitSettings) -> np.ndarra
     if n == 0:
         return labels
     unique, inverse, counts = np.unique(cluster_ids, return_inverse=True, return_counts=True)
-    order = np.random.default_rng(settings.seed).permutation(len(unique))
+    order = seeded_rng(settings.seed).permutation(len(unique))
     targets = {"val": settings.val_fraction * n, "test": settings.test_fraction * n}
     filled = {"val": 0, "test": 0}
     cluster_split = np.full(len(unique), "train", dtype=object)

@@ -16,7 +16,8 @@ import numpy as np
 
 from multiflow_gm.protein.evaluation.reference import ReferenceSet
 from multiflow_gm.protein.evaluation.samples import EvaluationChain
-from multiflow_gm.protein.residue_constants import AA_ORDER, CA_CA_DISTANCE, NUM_STANDARD
+from multiflow_gm.protein.alphabet import AA_ORDER, NUM_AMINO_ACIDS
+from multiflow_gm.protein.residue_constants import CA_CA_DISTANCE
 
 BASELINES = ("native", "random-walk")
 # Virtual CA(i-1)-CA(i)-CA(i+1) angles in proteins lie between ~80 (helix, 90) and
@@ -106,14 +107,14 @@ def random_walk_baseline(lengths: list[int], rng: np.random.Generator,
 
     from multiflow_gm.protein.geometry import ideal_backbone_from_ca_trace
 
-    probabilities = np.full(NUM_STANDARD, 1.0 / NUM_STANDARD)
+    probabilities = np.full(NUM_AMINO_ACIDS, 1.0 / NUM_AMINO_ACIDS)
     if aa_composition is not None and np.all(np.isfinite(aa_composition)):
         probabilities = np.asarray(aa_composition, np.float64) / np.sum(aa_composition)
     chains = []
     for number, length in enumerate(lengths):
         ca = random_walk_ca_trace(length, rng)
         atoms = ideal_backbone_from_ca_trace(torch.as_tensor(ca, dtype=torch.float64)).numpy()[:, :4]
-        sequence = "".join(AA_ORDER[k] for k in rng.choice(NUM_STANDARD, size=length, p=probabilities))
+        sequence = "".join(AA_ORDER[k] for k in rng.choice(NUM_AMINO_ACIDS, size=length, p=probabilities))
         chains.append(EvaluationChain(name=f"random_walk_{number:03d}", atoms=atoms.astype(np.float64),
                                       sequence=sequence, source="random-walk"))
     return chains

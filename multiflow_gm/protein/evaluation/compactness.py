@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from multiflow_gm.protein.geometry import ca_radius_of_gyration
+from multiflow_gm.protein.coordinates import radius_of_gyration
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def fit_rg_vs_length(lengths, rgs, coverage: float = 0.95) -> RgLengthFit:
 
 def compactness(ca: np.ndarray, fit: RgLengthFit | None) -> dict[str, float]:
     """Rg of one chain and, given a reference fit, its ratio to the fit and band membership."""
-    rg = ca_radius_of_gyration(ca)
+    rg = radius_of_gyration(ca)
     result = {"radius_of_gyration": rg}
     if fit is not None:
         length = len(ca)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.evaluation.alignment import align_pairs, tm_align
 from multiflow_gm.protein.evaluation.designability import kabsch_rmsd
 from multiflow_gm.protein.seeding import seeded_generator
@@ -61,7 +61,7 @@ class NativeChain:
 
     @property
     def sequence(self) -> str:
-        return rc.indices_to_sequence(self.aatype)
+        return alphabet.indices_to_sequence(self.aatype)
 
     @classmethod
     def from_frames(cls, name: str, rotations, translations, aatype) -> NativeChain:
@@ -83,11 +83,11 @@ def sequence_recovery(designed, native) -> float:
     Both are one-letter strings or index arrays ``[L]`` (``AA_ORDER`` indices, 20 =
     unknown). NaN when the native has no standard residue.
     """
-    designed_idx = np.asarray(rc.sequence_to_indices(designed) if isinstance(designed, str) else designed)
-    native_idx = np.asarray(rc.sequence_to_indices(native) if isinstance(native, str) else native)
+    designed_idx = np.asarray(alphabet.sequence_to_indices(designed) if isinstance(designed, str) else designed)
+    native_idx = np.asarray(alphabet.sequence_to_indices(native) if isinstance(native, str) else native)
     if designed_idx.shape != native_idx.shape:
         raise ValueError(f"designed sequence has {designed_idx.shape[0]} residues, native {native_idx.shape[0]}")
-    known = (native_idx >= 0) & (native_idx < rc.NUM_STANDARD)
+    known = (native_idx >= 0) & (native_idx < alphabet.NUM_AMINO_ACIDS)
     if not known.any():
         return float("nan")
     return float((designed_idx[known] == native_idx[known]).mean())
@@ -155,7 +155,7 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
             aatype = np.asarray(chain.aatype, dtype=np.int64)
             name = str(getattr(chain, "name", f"chain{len(rows)}"))
             row = {"name": name, "source": str(getattr(chain, "source", "")), "length": len(aatype),
-                   "native_sequence": rc.indices_to_sequence(aatype)}
+                   "native_sequence": alphabet.indices_to_sequence(aatype)}
             if "fold" in tasks:
                 start = time.perf_counter()
                 out = sample_batch(network, process, sampling_cfg, num_structures, len(aatype), "fold",
@@ -171,7 +171,7 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
                 out = sample_batch(network, process, sampling_cfg, num_designs, len(aatype), "inverse-fold",
                                    backbone=native_frames(atoms), device=device,
                                    generator=chain_generator(seed, name, "inverse-fold", device))
-                designs = [rc.indices_to_sequence(s) for s in out["aatype"].cpu().tolist()]
+                designs = [alphabet.indices_to_sequence(s) for s in out["aatype"].cpu().tolist()]
                 recoveries = [sequence_recovery(d, aatype) for d in designs]
                 row.update(recovery=_mean(recoveries), recovery_best=_max(recoveries), designs=designs,
                            design_seconds=time.perf_counter() - start)
@@ -220,7 +220,7 @@ def proteinmpnn_anchor(chains: Sequence, num_designs: int = 4, seed: int = 0, de
     for chain in chains:
         atoms = _with_ideal_oxygens(np.asarray(chain.atoms, dtype=np.float64))
         backbones += [atoms] * num_designs  # one copy per design: each gets its own decoding order
-        sequences += [rc.indices_to_sequence(chain.aatype)] * num_designs
+        sequences += [alphabet.indices_to_sequence(chain.aatype)] * num_designs
     scored = scorer.score(backbones, sequences, progress=progress)
     rows = []
     for index, chain in enumerate(chains):

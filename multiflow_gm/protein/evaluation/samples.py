@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from multiflow_gm.protein.chain_selection import DEFAULT_MIN_CHAIN_LENGTH
-from multiflow_gm.protein.residue_constants import indices_to_sequence
+from multiflow_gm.protein.alphabet import indices_to_sequence
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".bcif")

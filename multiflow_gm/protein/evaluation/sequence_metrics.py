@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from multiflow_gm.protein.residue_constants import AA_ORDER, NUM_STANDARD
+from multiflow_gm.protein.alphabet import AA_ORDER, NUM_AMINO_ACIDS
 
 # A sequence whose most frequent residue type exceeds this fraction is called
 # low-complexity (e.g. poly-Ala or poly-Glu collapse of a sequence model).
@@ -15,14 +15,14 @@ LOW_COMPLEXITY_MAX_FRACTION = 0.30
 
 def composition(sequences: Iterable[str]) -> np.ndarray:
     """Pooled frequencies ``[20]`` of the standard residue types (AA_ORDER); unknowns ignored."""
-    counts = np.zeros(NUM_STANDARD, dtype=np.float64)
+    counts = np.zeros(NUM_AMINO_ACIDS, dtype=np.float64)
     for sequence in sequences:
         for letter in sequence.upper():
             index = AA_ORDER.find(letter)
-            if 0 <= index < NUM_STANDARD:
+            if 0 <= index < NUM_AMINO_ACIDS:
                 counts[index] += 1
     total = counts.sum()
-    return counts / total if total > 0 else np.full(NUM_STANDARD, np.nan)
+    return counts / total if total > 0 else np.full(NUM_AMINO_ACIDS, np.nan)
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-9) -> float:

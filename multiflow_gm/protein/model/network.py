@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, NUM_MODEL_TOKENS
 from multiflow_gm.protein.model.blocks import TrunkBlock
 from multiflow_gm.protein.model.embeddings import EdgeEmbedder, NodeEmbedder, select_neighbours
-
-NUM_RESIDUE_TYPES = 20
 
 
 @dataclass
@@ -53,31 +52,31 @@ class CoDesignNetwork(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.nodes = NodeEmbedder(cfg.c_s, NUM_RESIDUE_TYPES)
+        self.nodes = NodeEmbedder(cfg.c_s, NUM_AMINO_ACIDS)
         self.edges = EdgeEmbedder(cfg.c_s, cfg.c_z)
         self.blocks = nn.ModuleList([
             TrunkBlock(cfg.c_s, cfg.c_z, cfg.c_hidden, cfg.num_heads, cfg.num_qk_points, cfg.num_v_points,
                        cfg.seq_heads, cfg.seq_layers, cfg.edge_hidden, update_edges=i < cfg.num_blocks - 1)
             for i in range(cfg.num_blocks)])
         self.aatype_head = nn.Sequential(nn.Linear(cfg.c_s, cfg.c_s), nn.ReLU(),
-                                         nn.Linear(cfg.c_s, NUM_RESIDUE_TYPES + 1))
+                                         nn.Linear(cfg.c_s, NUM_MODEL_TOKENS))
         if cfg.so3_jump_head:
             self.jump_intensity = nn.Linear(cfg.c_s, 1)
 
     def forward(self, aatype, rotations, translations, t_struct, t_seq, residue_index, residue_mask,
                 sc_translations=None, sc_probs=None) -> dict:
-        """aatype ``[B, L]`` (20 = mask); frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm); times ``[B]``;
-        self-conditioning CA ``[B, L, 3]`` (nm) and residue-type probabilities ``[B, L, 20]``.
+        """aatype ``[B, L]`` model tokens (MASK = masked); frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm); times ``[B]``;
+        self-conditioning CA ``[B, L, 3]`` (nm) and residue-type probabilities ``[B, L, NUM_AMINO_ACIDS]``.
 
         Returns ``rotations``/``translations`` (predicted clean frames, nm), ``logits``
-        ``[B, L, 21]`` and, with the jump head, the rotation jump intensity ``jump_intensity``
+        ``[B, L, NUM_MODEL_TOKENS]`` and, with the jump head, the rotation jump intensity ``jump_intensity``
         ``[B, L]`` (per unit time; the landing law is the path's, around the predicted frame).
         """
         mask = residue_mask.bool()
         if sc_translations is None:
             sc_translations = torch.zeros_like(translations)
         if sc_probs is None:
-            sc_probs = torch.zeros(*aatype.shape, NUM_RESIDUE_TYPES, dtype=translations.dtype,
+            sc_probs = torch.zeros(*aatype.shape, NUM_AMINO_ACIDS, dtype=translations.dtype,
                                    device=translations.device)
         dtype = self.nodes.linear.weight.dtype
         s = self.nodes(aatype, t_struct, t_seq, residue_index, sc_probs, mask).to(dtype)

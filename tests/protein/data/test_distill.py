@@ -8,7 +8,7 @@ import torch
 
 from multiflow_gm.cli.main import main
 from multiflow_gm.errors import MissingResourceError, UserError
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.data import cache as layout
 from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.dataset import ProteinChainDataset, _augmentation_generator
@@ -40,16 +40,16 @@ def synthetic_cache(tmp_path, compact_backbone):
 
 def test_alphabet_conversion_round_trip_and_letters():
     mpnn_letters = "ACDEFGHIKLMNPQRSTVWYX"  # ProteinMPNN's order, spelled out independently
-    tokens = np.arange(21)
-    assert rc.indices_to_sequence(mpnn_to_aatype(tokens)) == mpnn_letters
+    tokens = np.arange(len(mpnn_letters))
+    assert alphabet.indices_to_sequence(mpnn_to_aatype(tokens)) == mpnn_letters
     assert np.array_equal(aatype_to_mpnn(mpnn_to_aatype(tokens)), tokens)
-    aatype = np.arange(21)
-    assert "".join(mpnn_letters[t] for t in aatype_to_mpnn(aatype)) == rc.AA_ORDER + "X"
+    aatype = np.arange(len(alphabet.FILE_ALPHABET))
+    assert "".join(mpnn_letters[t] for t in aatype_to_mpnn(aatype)) == alphabet.FILE_ALPHABET
     assert np.array_equal(mpnn_to_aatype(aatype_to_mpnn(aatype)), aatype)
-    batch = np.random.default_rng(0).integers(0, 20, size=(3, 50))  # shapes are kept
-    assert mpnn_to_aatype(batch).shape == (3, 50) and (mpnn_to_aatype(batch) < 20).all()
+    batch = np.random.default_rng(0).integers(0, alphabet.NUM_AMINO_ACIDS, size=(3, 50))  # shapes are kept
+    assert mpnn_to_aatype(batch).shape == (3, 50) and alphabet.is_amino_acid(mpnn_to_aatype(batch)).all()
     with pytest.raises(ValueError, match="0..20"):
-        mpnn_to_aatype([21])
+        mpnn_to_aatype([len(mpnn_letters)])
     with pytest.raises(ValueError, match="0..20"):
         aatype_to_mpnn([-1])
 
@@ -95,7 +95,7 @@ def test_dataset_fraction_zero_is_the_native_sequence_with_unchanged_rotations(s
     plain = ProteinChainDataset(synthetic_cache, seed=3)
     zero = ProteinChainDataset(synthetic_cache, seed=3, designed_sequence_fraction=0.0)
     full = ProteinChainDataset(synthetic_cache, seed=3, designed_sequence_fraction=1.0)
-    native = torch.tensor(rc.sequence_to_indices(SEQUENCE))
+    native = torch.tensor(alphabet.sequence_to_indices(SEQUENCE))
     for epoch in (0, 5):
         for index in range(3):
             a, b, c = plain[(index, epoch)], zero[(index, epoch)], full[(index, epoch)]
@@ -123,7 +123,7 @@ def test_dataset_fraction_one_uses_designs_deterministically(synthetic_cache):
             assert torch.equal(aatype, second[(index, epoch)]["aatype"])  # same draw, preloaded or not
             chosen.add(int(aatype[0]))
         # 3ccc_A has no designs: native sequence.
-        assert first[(2, epoch)]["aatype"].tolist() == rc.sequence_to_indices(SEQUENCE)
+        assert first[(2, epoch)]["aatype"].tolist() == alphabet.sequence_to_indices(SEQUENCE)
     assert chosen == {0, 1, 2}  # all K designs get used
 
 
@@ -131,7 +131,7 @@ def test_dataset_partial_fraction_mixes_and_repeats(synthetic_cache):
     _write_fake_designs(synthetic_cache, ["1aaa_A", "2bbb_A", "3ccc_A"])
     one = ProteinChainDataset(synthetic_cache, seed=7, designed_sequence_fraction=0.5)
     two = ProteinChainDataset(synthetic_cache, seed=7, designed_sequence_fraction=0.5)
-    native = rc.sequence_to_indices(SEQUENCE)
+    native = alphabet.sequence_to_indices(SEQUENCE)
     draws = [one[(i, e)]["aatype"] for e in range(20) for i in range(3)]
     assert all(torch.equal(d, two[(i, e)]["aatype"]) for d, (e, i) in
                zip(draws, [(e, i) for e in range(20) for i in range(3)]))
@@ -160,7 +160,7 @@ def test_distill_writes_designs_resumes_and_skips_unusable_chains(synthetic_cach
     stored = load_designs(designed_path(synthetic_cache, "1aaa_A"))
     assert stored["aatype"].shape == (2, 92) and stored["aatype"].dtype == np.int64
     assert stored["nll"].shape == (2,) and stored["nll"].dtype == np.float32 and np.isfinite(stored["nll"]).all()
-    assert ((stored["aatype"] >= 0) & (stored["aatype"] < 20)).all()
+    assert alphabet.is_amino_acid(stored["aatype"]).all()
     assert stored["settings"]["num_sequences"] == 2 and stored["settings"]["temperature"] == 0.1
     assert not designed_path(synthetic_cache, "3ccc_A").exists()
     assert not list((synthetic_cache / DESIGNED_DIR).glob(".*.tmp"))
@@ -199,7 +199,7 @@ def test_distill_recovers_native_sequences_of_real_backbones(pdb_subset, tmp_pat
     for record in cache.records[:3]:
         stored = load_designs(designed_path(out, record.name))
         native = cache.load(record.name).aatype
-        known = native != rc.UNKNOWN_INDEX
+        known = native != alphabet.UNKNOWN
         recovery = ((stored["aatype"] == native[None]) & known).sum(-1) / known.sum()
         assert np.allclose(recovery, stored["recovery"], atol=1e-6) and stored["sequence"] == record.sequence
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from multiflow_gm.protein.geometry import ca_radius_of_gyration
+from multiflow_gm.protein.coordinates import radius_of_gyration
 import pytest
 
 from multiflow_gm.errors import ConfigError, MissingResourceError
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.data.clustering import cluster_sequences, sequence_identity
 from multiflow_gm.protein.data.config import FilterConfig, PreprocessConfig, load_preprocess_config
 from multiflow_gm.protein.data.filters import (
@@ -51,7 +51,7 @@ def test_compact_helical_protein_is_accepted_with_its_annotations(compact_backbo
     assert item.chain.name == "1abc_A" and item.segment == 0 and len(item.chain) == 92
     assert 0.8 < item.helix < 1.0 and item.coil < 0.2 and item.strand < 0.1
     assert item.helix + item.strand + item.coil == pytest.approx(1.0)
-    assert item.radius_of_gyration == pytest.approx(ca_radius_of_gyration(compact_backbone[:, 1]), rel=1e-5)
+    assert item.radius_of_gyration == pytest.approx(radius_of_gyration(compact_backbone[:, 1]), rel=1e-5)
     assert item.metadata()["sequence"] == "A" * 92
 
 
@@ -59,7 +59,7 @@ def test_long_single_helix_is_an_rg_outlier():
     atoms = helix(80)
     # An alpha helix rises 1.5 A per residue: Rg of a rod 80 * 1.5 A long around the 2.3 A helix radius.
     rod = 80 * 1.5 / np.sqrt(12)
-    assert ca_radius_of_gyration(atoms[:, 1]) == pytest.approx(np.hypot(rod, 2.3), rel=0.05)
+    assert radius_of_gyration(atoms[:, 1]) == pytest.approx(np.hypot(rod, 2.3), rel=0.05)
     _, problems = filter_chain(raw_chain(atoms), FilterConfig())
     assert reasons(problems) == ["rg_outlier"]
     accepted, _ = filter_chain(raw_chain(atoms), FilterConfig(max_rg_ratio=4.0))
@@ -122,7 +122,7 @@ def test_bad_geometry_unknown_residues_coil_and_rg(compact_backbone):
     assert reasons(problems) == ["bad_backbone_geometry"] and "N-CA" in problems[0].detail
 
     aatype = np.zeros(92, dtype=np.int64)
-    aatype[::4] = rc.UNKNOWN_INDEX
+    aatype[::4] = alphabet.UNKNOWN
     _, problems = filter_chain(raw_chain(compact_backbone, aatype), FilterConfig())
     assert reasons(problems) == ["unknown_residues"]
 
@@ -132,7 +132,7 @@ def test_bad_geometry_unknown_residues_coil_and_rg(compact_backbone):
     assert reasons(problems) == ["too_much_coil"]
 
     strand = torsion_chain(-120.0, 130.0, 100)  # a single extended strand: far from compact
-    assert ca_radius_of_gyration(strand[:, 1]) > 4 * expected_radius_of_gyration(100)
+    assert radius_of_gyration(strand[:, 1]) > 4 * expected_radius_of_gyration(100)
     _, problems = filter_chain(raw_chain(strand), FilterConfig())
     assert reasons(problems) == ["rg_outlier"]
     accepted, _ = filter_chain(raw_chain(strand), FilterConfig(max_rg_ratio=100.0))
@@ -172,11 +172,11 @@ def test_config_partial_override_and_missing_file(tmp_path):
 
 def test_sequence_clustering():
     rng = np.random.default_rng(0)
-    letters = np.array(list(rc.AA_ORDER))
+    letters = np.array(list(alphabet.AA_ORDER))
     base = "".join(rng.choice(letters, 120))
     mutant = list(base)
     for i in rng.choice(120, 24, replace=False):  # 80% identity
-        mutant[i] = rc.AA_ORDER[(rc.AA_ORDER.index(mutant[i]) + 1) % 20]
+        mutant[i] = alphabet.AA_ORDER[(alphabet.AA_ORDER.index(mutant[i]) + 1) % alphabet.NUM_AMINO_ACIDS]
     mutant = "".join(mutant)
     unrelated = "".join(rng.choice(letters, 110))
     assert sequence_identity(base, base) == 1.0

@@ -11,7 +11,7 @@ import pytest
 
 from multiflow_gm.cli.main import main
 from multiflow_gm.errors import ConfigError, MissingResourceError, UserError
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.data import cache as layout
 from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.config import PreprocessConfig, preprocess_config_from_dict
@@ -75,7 +75,7 @@ def test_preprocess_writes_cache_tables_and_safe_arrays(tmp_path, inputs, compac
     assert np.allclose(chain.atoms, compact_backbone, atol=1e-3)
     assert chain.sequence == SEQUENCE and chain.residue_index.tolist() == list(range(1, 93))
     assert cache.load(0).name == "1aaa_A" and cache.record("2bbb_A").entry == "2bbb"
-    assert rc.indices_to_sequence(cache.load(1).aatype) == SEQUENCE
+    assert alphabet.indices_to_sequence(cache.load(1).aatype) == SEQUENCE
 
 
 def test_rerun_skips_cached_and_resumes_after_a_kill(tmp_path, inputs):

@@ -11,7 +11,7 @@ import torch
 
 from multiflow_gm.cli.main import build_parser, main
 from multiflow_gm.config import load_config, to_dict
-from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.evaluation.heldout import (NativeChain, fold_and_design, fold_scores,
                                                      proteinmpnn_anchor, sequence_recovery, summarize)
 from multiflow_gm.protein.evaluation.heldout_inputs import chains_from_cache, chains_from_structure_files
@@ -28,7 +28,7 @@ def _rotation(seed: int) -> np.ndarray:
 
 
 def _native(compact_backbone, length=LENGTH, name="bundle_A", seed=0) -> NativeChain:
-    aatype = np.random.default_rng(seed).integers(0, rc.NUM_STANDARD, size=length)
+    aatype = np.random.default_rng(seed).integers(0, alphabet.NUM_AMINO_ACIDS, size=length)
     return NativeChain(name, compact_backbone[:length].copy(), aatype)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from multiflow_gm.protein.evaluation.baselines import random_walk_ca_trace
 from multiflow_gm.protein.evaluation.compactness import compactness, fit_rg_vs_length
-from multiflow_gm.protein.geometry import ca_radius_of_gyration as radius_of_gyration
+from multiflow_gm.protein.coordinates import radius_of_gyration
 from multiflow_gm.protein.evaluation.designability import kabsch_rmsd, self_consistency
 from multiflow_gm.protein.evaluation.diversity import diversity_summary, pairwise_tm_matrix
 from multiflow_gm.protein.evaluation.geometry_metrics import backbone_geometry, bond_angles_deg, ca_clash_pairs
@@ -26,7 +26,8 @@ from multiflow_gm.protein.evaluation.sequence_metrics import (
     sequence_metrics,
 )
 from multiflow_gm.protein.geometry import ideal_backbone_from_ca_trace
-from multiflow_gm.protein.residue_constants import AA_ORDER, IDEAL_C, IDEAL_CA, IDEAL_N
+from multiflow_gm.protein.alphabet import AA_ORDER, NUM_AMINO_ACIDS
+from multiflow_gm.protein.residue_constants import IDEAL_C, IDEAL_CA, IDEAL_N
 
 RISE = 1.5  # Angstrom per residue along an alpha-helix axis
 TURN = math.radians(100.0)  # 3.6 residues per turn
@@ -125,13 +126,13 @@ def test_radius_of_gyration_of_points_on_a_sphere():
 def test_sequence_metrics():
     uniform = AA_ORDER * 5
     stats = sequence_metrics(uniform)
-    assert stats["aa_entropy"] == pytest.approx(math.log(20))
+    assert stats["aa_entropy"] == pytest.approx(math.log(NUM_AMINO_ACIDS))
     assert stats["low_complexity"] == 0.0
     poly = sequence_metrics("A" * 40 + "GS" * 10)
     assert poly["aa_max_fraction"] == pytest.approx(40 / 60) and poly["low_complexity"] == 1.0
     assert sequence_metrics("ACDX")["unknown_fraction"] == pytest.approx(0.25)
     p = composition([uniform])
-    np.testing.assert_allclose(p, 1 / 20)
+    np.testing.assert_allclose(p, 1 / NUM_AMINO_ACIDS)
     assert jensen_shannon(p, p) == pytest.approx(0.0, abs=1e-12)
     only_a = composition(["AAAA"])
     # Disjoint supports reach the maximum, ln 2.

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from multiflow_gm.core import so3
+from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, NUM_MODEL_TOKENS
 from multiflow_gm.protein.model.network import CoDesignNetwork, ModelConfig
 
 TINY = dict(c_s=32, c_z=16, c_hidden=8, num_heads=2, num_qk_points=3, num_v_points=3, seq_heads=2,
@@ -15,13 +16,13 @@ def _inputs(b=2, l=14, dtype=torch.float64, seed=0):
     mask = torch.ones(b, l, dtype=torch.bool)
     if b > 1:
         mask[1, -3:] = False
-    return dict(aatype=torch.randint(0, 21, (b, l), generator=g),
+    return dict(aatype=torch.randint(0, NUM_MODEL_TOKENS, (b, l), generator=g),
                 rotations=so3.uniform((b, l), dtype=dtype, generator=g),
                 translations=torch.randn(b, l, 3, dtype=dtype, generator=g) * 1.5,
                 t_struct=torch.rand(b, dtype=dtype, generator=g), t_seq=torch.rand(b, dtype=dtype, generator=g),
                 residue_index=torch.arange(l).expand(b, l), residue_mask=mask,
                 sc_translations=torch.randn(b, l, 3, dtype=dtype, generator=g),
-                sc_probs=torch.softmax(torch.randn(b, l, 20, dtype=dtype, generator=g), -1))
+                sc_probs=torch.softmax(torch.randn(b, l, NUM_AMINO_ACIDS, dtype=dtype, generator=g), -1))
 
 
 @pytest.mark.parametrize("pair_mode", ["dense", "sparse"])
