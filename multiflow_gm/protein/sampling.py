@@ -15,7 +15,7 @@ import torch
 
 from multiflow_gm.core import Component, ConditionalPath, JumpParams, JumpStep, simulate, time_grid
 from multiflow_gm.errors import UserError
-from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS, model_tokens
+from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, model_tokens
 from multiflow_gm.protein.coordinates import angstrom_to_nm, center_positions, nm_to_angstrom
 from multiflow_gm.protein.process import CoDesignProcess
 
