@@ -38,7 +38,7 @@ from multiflow_gm.images.objective import training_losses
 from multiflow_gm.images.sampling import MODELS, STATE, CountingGenerator, component_for
 from multiflow_gm.runtime import tune_allocator
 from multiflow_gm.training.ema import EMA
-from multiflow_gm.training.images_trainer import build_network
+from multiflow_gm.images.networks import build_network
 
 TARGETS = {"train_images_per_second": 110.0, "euler_seconds_per_step_64": 0.25, "jump_cost_ratio": 1.5}
 

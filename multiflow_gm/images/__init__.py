@@ -11,7 +11,11 @@ Bregman losses, one simulation loop):
 * :mod:`.metric`: FID (local Inception-v3 weights) or a labelled classifier-feature
   Frechet distance, with the held-out floor; :mod:`.report`: tables and sample grids.
 
-The training loop and the benchmark driver live in ``multiflow_gm.training.images_*``.
+* :mod:`.networks`: the benchmark's networks by name and their EMA snapshots; :mod:`.benchmark`:
+  the table (every sampler x alpha x NFE cell with intervals); :mod:`.curves`: training curves;
+  :mod:`.intervals`: jackknife intervals; :mod:`.dither`: the landing-bin metric check.
+
+The training loop and the end-to-end run live in ``multiflow_gm.training.images``.
 """
 
 from multiflow_gm.images.config import ImageBenchConfig, preset

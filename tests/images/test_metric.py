@@ -89,7 +89,7 @@ def test_classifier_is_trained_once_then_loaded_from_cache(tmp_path):
 
 
 def test_flattened_curve_detection():
-    from multiflow_gm.training.images_curves import stopped_improving
+    from multiflow_gm.images.curves import stopped_improving
 
     assert not stopped_improving([100, 80, 60, 50, 40])          # still improving
     assert stopped_improving([100, 60, 50, 50.5, 49.8, 51])      # last three within 2% of the best

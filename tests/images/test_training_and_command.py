@@ -10,7 +10,7 @@ from multiflow_gm.config import from_dict, to_dict
 from multiflow_gm.errors import UserError
 from multiflow_gm.images.config import ImageBenchConfig, preset
 from multiflow_gm.images.datasets import load_dataset
-from multiflow_gm.training.images_trainer import ImageTrainer
+from multiflow_gm.training.images.trainer import ImageTrainer
 
 pytest.importorskip("sklearn")
 

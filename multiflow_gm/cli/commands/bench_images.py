@@ -97,7 +97,7 @@ def run(args) -> int:
     from multiflow_gm.cli.common import set_torch_threads
     from multiflow_gm.config import save_config
     from multiflow_gm.errors import UserError
-    from multiflow_gm.training.images_benchmark import run_benchmark
+    from multiflow_gm.training.images.benchmark import run_benchmark
 
     if any(n < 1 for n in args.nfe):
         raise UserError("every --nfe value must be >= 1")
@@ -115,8 +115,8 @@ def run(args) -> int:
     # A terminated run saves its training state on the way out (the trainer saves in `finally`).
     if args.curves:
         from multiflow_gm.images.sampling import model_spec
-        from multiflow_gm.training.images_benchmark import NETWORK_ORDER
-        from multiflow_gm.training.images_curves import run_curves
+        from multiflow_gm.images.networks import NETWORK_ORDER
+        from multiflow_gm.images.curves import run_curves
 
         networks = [n for n in NETWORK_ORDER if any(n in model_spec(m).networks for m in models)]
         run_curves(config, networks, args.out, log=lambda msg: print(msg, flush=True), device=device)

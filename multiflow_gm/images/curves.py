@@ -16,7 +16,6 @@ than its tolerance) over the last ``patience`` snapshots.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -26,29 +25,15 @@ import torch
 from multiflow_gm.atomic_files import atomic_save_figure, atomic_write_json
 from multiflow_gm.core import CondOTPath
 from multiflow_gm.images.config import ImageBenchConfig
-from multiflow_gm.images.config import network_fingerprint
 from multiflow_gm.images.datasets import ImageData, to_unit_range
-from multiflow_gm.images.files import load_torch_file
 from multiflow_gm.images.intervals import distance_interval
 from multiflow_gm.images.metric import ImageMetric
 from multiflow_gm.images.objective import training_losses
 from multiflow_gm.images.sampling import model_spec, sample_images
-from multiflow_gm.training.images_trainer import SNAPSHOT_FORMAT, build_network
+from multiflow_gm.images.networks import load_snapshot, snapshot_files
 
 CURVE_MODEL = {"flow": "flow", "jump": "jump", "flow_jump": "superposition"}
 HELD_OUT_IMAGES = 500
-_NAME = re.compile(r"^(flow|jump|flow_jump)_(\d+)\.pt$")
-
-
-def snapshot_files(out_dir: Path, network: str) -> list[tuple[int, Path]]:
-    """``(step, path)`` of every snapshot of ``network``, by step."""
-    folder = Path(out_dir) / "checkpoints" / "snapshots"
-    found = []
-    for path in folder.glob(f"{network}_*.pt"):
-        match = _NAME.match(path.name)
-        if match and match.group(1) == network:
-            found.append((int(match.group(2)), path))
-    return sorted(found)
 
 
 @torch.no_grad()
@@ -71,20 +56,6 @@ def held_out_loss(net, config: ImageBenchConfig, data: ImageData, seed: int = 0)
     return totals
 
 
-def _load_snapshot(config, network, data, path: Path):
-    state = load_torch_file(path)
-    if state.get("format") != SNAPSHOT_FORMAT:
-        raise ValueError(f"{path} is not an EMA snapshot")
-    expected = {"network": network, **network_fingerprint(config)}
-    if state["fingerprint"] != expected:
-        raise ValueError(f"{path} was trained with other settings than the config")
-    net = build_network(config, network, data.image_shape)
-    missing, _ = net.load_state_dict(state["ema"], strict=False)
-    if [m for m in missing if m in dict(net.named_parameters())]:
-        raise ValueError(f"{path} lacks parameters {missing[:3]}")
-    return net, int(state["step"])
-
-
 def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetric, out_dir: Path,
                     networks: list[str], log: Callable[[str], None] = print) -> dict:
     """Score every snapshot not yet in ``curves.json``; returns ``{network: [point, ...]}``."""
@@ -96,11 +67,11 @@ def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
     curves = previous.get("curves", {}) if previous.get("key") == key else {}
     for network in networks:
         points = {p["step"]: p for p in curves.get(network, [])}
-        for step, path in snapshot_files(out_dir, network):
+        for step, path in snapshot_files(out_dir / "checkpoints" / "snapshots", network):
             if step in points:
                 continue
             try:
-                net, step = _load_snapshot(config, network, data, path)
+                net, step = load_snapshot(config, network, data.image_shape, path)
             except ValueError as err:
                 log(f"skipped {path.name}: {err}")
                 continue

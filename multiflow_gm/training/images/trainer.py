@@ -9,6 +9,7 @@ N steps at once or in pieces gives the same weights.
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -20,16 +21,16 @@ import torch
 
 from multiflow_gm.core import CondOTPath
 from multiflow_gm.errors import UserError
-from multiflow_gm.images.config import ImageBenchConfig, network_fingerprint
+from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import BatchSampler, ImageData
 from multiflow_gm.atomic_files import atomic_torch_save
 from multiflow_gm.images.files import load_torch_file
-from multiflow_gm.images.heads import NETWORK_KINDS, ImageGeneratorNet
+from multiflow_gm.images.heads import ImageGeneratorNet
+from multiflow_gm.images.networks import build_network, fingerprint, save_snapshot
 from multiflow_gm.images.objective import training_losses
 from multiflow_gm.training.ema import EMA
 
 FORMAT = "multiflow-gm/images-v1"
-SNAPSHOT_FORMAT = "multiflow-gm/images-ema-snapshot-v1"
 _SEED_OFFSETS = {"flow": 0, "jump": 1, "flow_jump": 2}
 
 
@@ -47,13 +48,6 @@ class TrainingSummary:
         return {"steps": self.steps, "parameters": self.parameters, "train_seconds": round(self.seconds, 1),
                 "train_images_per_second": self.images_per_second, "recent_losses": self.recent_losses,
                 "resumed_from": self.resumed_from}
-
-
-def build_network(config: ImageBenchConfig, network: str, image_shape) -> ImageGeneratorNet:
-    if network not in NETWORK_KINDS:
-        raise ValueError(f"unknown network {network!r}; expected one of {list(NETWORK_KINDS)}")
-    return ImageGeneratorNet(config.model, tuple(image_shape), NETWORK_KINDS[network], config.jump.bins,
-                             min_one_minus_t=1.0 - config.train.t_max)
 
 
 class ImageTrainer:
@@ -76,7 +70,7 @@ class ImageTrainer:
         self.noise_generator = (self.generator if self.device.type == "cpu"
                                 else torch.Generator(device=self.device).manual_seed(seed + 1))
         self.step, self.seconds, self.loss_history = 0, 0.0, []
-        self.fingerprint = {"network": network, **network_fingerprint(config)}
+        self.fingerprint = fingerprint(config, network)
         if checkpoint is not None and checkpoint.is_file():
             self._load(checkpoint)
 
@@ -115,19 +109,17 @@ class ImageTrainer:
             state["noise_generator"] = self.noise_generator.get_state()
         atomic_torch_save(state, self.checkpoint)
 
-    def snapshot_path(self, step: int) -> Path | None:
-        if self.checkpoint is None:
-            return None
-        return self.checkpoint.parent / "snapshots" / f"{self.network_name}_{step:07d}.pt"
-
     def save_snapshot(self) -> None:
-        """The EMA weights at this step, for the training curve (``load_snapshot`` reads them)."""
-        path = self.snapshot_path(self.step)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({"format": SNAPSHOT_FORMAT, "fingerprint": self.fingerprint, "step": self.step,
-                           "ema": dict(self.ema.shadow)}, path)
+        """The EMA weights at this step, for the training curve (``networks.load_snapshot`` reads them)."""
+        if self.checkpoint is not None:
+            save_snapshot(self.checkpoint.parent / "snapshots", self.network_name, self.step, self.fingerprint,
+                          self.ema.shadow)
+
+    def ema_network(self) -> ImageGeneratorNet:
+        """A copy of the network holding the EMA weights, in eval mode (for sampling)."""
+        net = copy.deepcopy(self.net)
+        self.ema.copy_to(net)
+        return net.eval()
 
     def _lr(self, step: int) -> float:
         warmup = max(1, self.config.train.warmup_steps)

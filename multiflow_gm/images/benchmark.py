@@ -21,7 +21,6 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -32,17 +31,13 @@ from typing import Callable
 import torch
 
 from multiflow_gm.config import to_dict
-from multiflow_gm.errors import UserError
 from multiflow_gm.images.config import ImageBenchConfig
-from multiflow_gm.images.datasets import load_dataset
 from multiflow_gm.atomic_files import atomic_write_json, atomic_write_text
 from multiflow_gm.images.intervals import difference_interval, distance_interval
 from multiflow_gm.images.metric import build_metric, floor_images_features, load_features, save_features
 from multiflow_gm.images.report import console_table, markdown_table, plot_sweep, save_sample_grid
 from multiflow_gm.images.sampling import ModelSpec, linear_alpha, model_spec, sample_images
-from multiflow_gm.training.images_trainer import ImageTrainer
-
-NETWORK_ORDER = ("flow", "jump", "flow_jump")
+from multiflow_gm.images.heads import ImageGeneratorNet
 
 
 def _load_average() -> list[float] | None:
@@ -105,37 +100,18 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], out_dir: Path,
-                  log: Callable[[str], None] = print, progress: bool = True,
-                  device: str | torch.device = "cpu", train_only: bool = False,
-                  alphas: list[float] | None = None) -> dict:
-    """Train what is missing, evaluate every (row, NFE) cell with its jackknife interval and its
-    paired difference to the flow row, write the outputs; returns the results dict (with
-    ``train_only``: stop after training and return the training summaries)."""
-    if not models or not nfes:
-        raise UserError("give at least one model and one NFE")
-    rows = benchmark_rows(models, alphas, config.sampling.alpha)
+def evaluate_benchmark(config: ImageBenchConfig, rows: list[Row], nfes: list[int], data,
+                       networks: dict[str, ImageGeneratorNet], steps: dict[str, int], out_dir: Path,
+                       log: Callable[[str], None] = print, progress: bool = True,
+                       device: str | torch.device = "cpu", extra: dict | None = None) -> dict:
+    """Evaluate every (row, NFE) cell with its jackknife interval and its paired difference to
+    the flow row, write the outputs and return the results dict.
+
+    ``networks``: each network by name (``flow``, ``jump``, ``flow_jump``) holding the weights
+    to sample with (the EMA weights); ``steps``: its training step; ``extra``: more fields
+    for the results (e.g. training summaries).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(config.data)
-    log(data.describe())
-
-    trainers, summaries = {}, {}
-    for network in (n for n in NETWORK_ORDER if any(n in r.spec.networks for r in rows)):
-        trainer = ImageTrainer(config, network, data, out_dir / "checkpoints" / f"{network}.pt", log, progress,
-                               device)
-        if trainer.step:
-            log(f"{network}: loaded checkpoint at step {trainer.step}")
-        summary = trainer.train_to(config.train.steps)
-        if trainer.step > config.train.steps:
-            log(f"{network}: the checkpoint has {trainer.step} steps, more than --train-steps "
-                f"{config.train.steps}; evaluating it as it is")
-        log(f"{network}: {summary.parameters:,} parameters, {summary.steps} steps"
-            + (f", {summary.images_per_second:.1f} training images/s" if summary.images_per_second else ""))
-        trainers[network], summaries[network] = trainer, summary
-    if train_only:
-        return {"networks": {n: s.to_dict() for n, s in summaries.items()}}
-
     tqdm_progress = _tqdm_factory() if progress else None
     metric = build_metric(data, config, out_dir / "cache", progress=tqdm_progress, log=log, device=device)
     num_samples = min(config.eval.num_samples, len(data.test))
@@ -145,13 +121,12 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
         "dataset": data.name, "data": data.describe(), "train_images": len(data.train),
         "metric": metric.describe(), "num_samples": num_samples, "floor": floor.estimate,
         "floor_interval": [floor.low, floor.high], "interval_level": config.eval.interval_level,
-        "nfe": list(nfes), "alpha": list(config.sampling.alpha), "models": {},
-        "networks": {n: s.to_dict() for n, s in summaries.items()},
+        "nfe": list(nfes), "alpha": list(config.sampling.alpha), "models": {}, **(extra or {}),
         "config": to_dict(config), "torch_threads": torch.get_num_threads(), "device": str(device),
     }
     features = {}
     for row in rows:
-        step = _network_step(row.spec, trainers)
+        step = _network_step(row.spec, steps)
         key = _eval_key(config, metric.label, num_samples, row)
         results["models"][row.name] = {"model": row.model, "network": row.spec.network,
                                        "kinds": list(row.spec.kinds), "method": row.spec.method,
@@ -169,7 +144,7 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
                 features[row.name, nfe] = load_features(feature_file)
                 continue
             cell, features[row.name, nfe] = _evaluate_cell(
-                row, trainers, metric, nfe, num_samples, config, key,
+                row, networks, step, metric, nfe, num_samples, config, key,
                 grid if nfe == max(nfes) else None, log, tqdm_progress)
             save_features(feature_file, features[row.name, nfe])
             atomic_write_json(record_file, cell)
@@ -197,22 +172,18 @@ def _compare_with_flow(results: dict, features: dict, metric, config: ImageBench
             cell["minus_flow"] = diff.to_dict()
 
 
-def _network_step(spec, trainers) -> int | list[int]:
+def _network_step(spec, steps: dict[str, int]) -> int | list[int]:
     """Training step of the model's network (a list, one per network, for two networks)."""
-    steps = [trainers[network].step for network in spec.networks]
-    return steps[0] if len(steps) == 1 else steps
+    found = [steps[network] for network in spec.networks]
+    return found[0] if len(found) == 1 else found
 
 
-def _evaluate_cell(row: Row, trainers, metric, nfe, num_samples, config, key, grid_path, log, progress):
+def _evaluate_cell(row: Row, networks, step, metric, nfe, num_samples, config, key, grid_path, log, progress):
     spec = row.spec
-    nets = {kind: trainers[network].net for kind, network in spec.sources.items()}
-    step = _network_step(spec, trainers)
-    with contextlib.ExitStack() as stack:
-        for network in spec.networks:  # sample with every network's EMA weights
-            stack.enter_context(trainers[network].ema.swapped_into(trainers[network].net))
-        bar = (lambda r: progress(r, desc=f"{row.name} NFE {nfe}")) if progress else None
-        result = sample_images(nets, spec, num_samples, nfe, alpha=_alpha_of(row),
-                               batch_size=config.sampling.batch_size, seed=config.sampling.seed, progress=bar)
+    nets = {kind: networks[network] for kind, network in spec.sources.items()}
+    bar = (lambda r: progress(r, desc=f"{row.name} NFE {nfe}")) if progress else None
+    result = sample_images(nets, spec, num_samples, nfe, alpha=_alpha_of(row),
+                           batch_size=config.sampling.batch_size, seed=config.sampling.seed, progress=bar)
     feats = metric.features(result.images).numpy()
     interval = distance_interval(feats, metric.reference, config.eval.interval_level)
     log(f"{row.name} NFE {nfe}: {interval.estimate:.3f} [{interval.low:.2f}, {interval.high:.2f}] "

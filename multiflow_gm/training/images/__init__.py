@@ -1,0 +1,1 @@
+"""Training of the image benchmark's networks (a plain PyTorch loop) and the benchmark run."""

@@ -1,0 +1,50 @@
+"""The image benchmark end to end: train (or resume) the networks a table needs, then hand
+their EMA weights to the images package's evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from multiflow_gm.errors import UserError
+from multiflow_gm.images.benchmark import benchmark_rows, evaluate_benchmark
+from multiflow_gm.images.config import ImageBenchConfig
+from multiflow_gm.images.datasets import load_dataset
+from multiflow_gm.images.networks import NETWORK_ORDER
+from multiflow_gm.training.images.trainer import ImageTrainer
+
+
+def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], out_dir: Path,
+                  log: Callable[[str], None] = print, progress: bool = True,
+                  device: str | torch.device = "cpu", train_only: bool = False,
+                  alphas: list[float] | None = None) -> dict:
+    """Train what is missing, then evaluate every (row, NFE) cell; returns the results dict
+    (with ``train_only``: stop after training and return the training summaries)."""
+    if not models or not nfes:
+        raise UserError("give at least one model and one NFE")
+    rows = benchmark_rows(models, alphas, config.sampling.alpha)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(config.data)
+    log(data.describe())
+    trainers, summaries = {}, {}
+    for network in (n for n in NETWORK_ORDER if any(n in r.spec.networks for r in rows)):
+        trainer = ImageTrainer(config, network, data, out_dir / "checkpoints" / f"{network}.pt", log, progress,
+                               device)
+        if trainer.step:
+            log(f"{network}: loaded checkpoint at step {trainer.step}")
+        summary = trainer.train_to(config.train.steps)
+        if trainer.step > config.train.steps:
+            log(f"{network}: the checkpoint has {trainer.step} steps, more than --train-steps "
+                f"{config.train.steps}; evaluating it as it is")
+        log(f"{network}: {summary.parameters:,} parameters, {summary.steps} steps"
+            + (f", {summary.images_per_second:.1f} training images/s" if summary.images_per_second else ""))
+        trainers[network], summaries[network] = trainer, summary
+    networks = {n: s.to_dict() for n, s in summaries.items()}
+    if train_only:
+        return {"networks": networks}
+    return evaluate_benchmark(config, rows, nfes, data, {n: t.ema_network() for n, t in trainers.items()},
+                              {n: t.step for n, t in trainers.items()}, out_dir, log, progress, device,
+                              extra={"networks": networks})
