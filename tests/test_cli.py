@@ -47,3 +47,14 @@ def test_sampling_never_imports_the_training_framework(tmp_path):
             "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 []"
+
+
+def test_sample_gallery_draws_from_memory(tmp_path):
+    """The gallery of a fresh run is drawn from the arrays just sampled, not by re-reading the PDB files."""
+    code = ("import sys\nfrom multiflow_gm.cli.main import main\n"
+            f"rc = main(['sample', '--lengths', '20', '--num', '2', '--steps', '2', '--out', {str(tmp_path)!r}, "
+            "'--no-progress', '--threads', '1'])\n"
+            "print(rc, 'multiflow_gm.protein.evaluation.samples' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 False"
+    assert (tmp_path / "gallery.png").stat().st_size > 1000

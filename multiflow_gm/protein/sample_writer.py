@@ -53,8 +53,12 @@ def _describe(atoms: np.ndarray, sequence: str) -> dict:
 
 
 def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress: bool = True,
-                 log=print) -> dict:
-    """Draw every requested sample not yet on disk; returns the run summary (also saved as JSON)."""
+                 log=print, drawn_ca: dict[str, np.ndarray] | None = None) -> dict:
+    """Draw every requested sample not yet on disk; returns the run summary (also saved as JSON).
+
+    ``drawn_ca``: if given, receives the CA trace ``[L, 3]`` (Angstrom) of every sample drawn
+    now, by name, so a gallery needs no re-reading of the files just written.
+    """
     from tqdm import tqdm
 
     pdb_dir = job.out / "samples"
@@ -83,6 +87,8 @@ def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress
             for i, name in enumerate(names):
                 sequence = alphabet.indices_to_sequence(out["aatype"][i].tolist())
                 write_backbone_pdb(pdb_dir / f"{name}.pdb", atoms[i].numpy(), sequence)
+                if drawn_ca is not None:
+                    drawn_ca[name] = atoms[i, :, 1].numpy()
                 record = _describe(atoms[i].numpy(), sequence) | {"name": name, "seconds": seconds}
                 atomic_write_text(records_path / f"{name}.json", json.dumps(record))
                 log(f"{name}: {length} res, CA-CA {record['ca_ca_mean']:.2f}±{record['ca_ca_std']:.2f} A, "

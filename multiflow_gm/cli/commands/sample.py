@@ -127,9 +127,10 @@ def run(args) -> int:
     job = SampleJob(lengths=lengths, num=args.num, out=args.out, mode=args.mode, seed=args.seed,
                     batch_size=args.batch_size, sequence=sequence, backbone=backbone, device=args.device)
     print(f"model {ckpt} | mode {args.mode} | {args.num} x lengths {lengths} | {sampling.num_steps} steps")
-    summary = run_sampling(network, process, sampling, job, progress=not args.no_progress)
+    drawn_ca: dict = {}
+    summary = run_sampling(network, process, sampling, job, progress=not args.no_progress, drawn_ca=drawn_ca)
     if not args.no_gallery:
-        _gallery(args.out)
+        _gallery(args.out, drawn_ca)
     print(f"{summary['samples']} samples in {args.out / 'samples'} ({summary['drawn_this_run']} drawn now, "
           f"{summary['seconds_this_run']:.0f} s); sequences in {args.out / 'samples.fasta'}")
     # The first note names the chain used; any further one says what was left out.
@@ -139,12 +140,19 @@ def run(args) -> int:
     return 3 if left_out else 0
 
 
-def _gallery(out: Path) -> None:
+def _gallery(out: Path, drawn_ca: dict) -> None:
+    """CA-trace gallery of the samples drawn now, from memory; a resumed run that drew
+    nothing new reads the earlier samples back from their files."""
     from multiflow_gm.protein.evaluation.plots import ca_trace_gallery
-    from multiflow_gm.protein.evaluation.samples import load_sample_directory
     from multiflow_gm.protein.evaluation.secondary_structure import psea_states
 
-    chains, _ = load_sample_directory(out / "samples", min_length=1)
-    states = [psea_states(c.ca) for c in chains]
-    path = ca_trace_gallery(chains, states, out / "gallery.png", "samples")
+    if drawn_ca:
+        traces = sorted(drawn_ca.items())
+    else:
+        from multiflow_gm.protein.evaluation.samples import load_sample_directory
+
+        chains, _ = load_sample_directory(out / "samples", min_length=1)
+        traces = [(c.name, c.ca) for c in chains]
+    states = [psea_states(ca) for _, ca in traces]
+    path = ca_trace_gallery(traces, states, out / "gallery.png", "samples")
     print(f"gallery: {path}")

@@ -115,19 +115,21 @@ def _principal_projection(ca: np.ndarray) -> np.ndarray:
     return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
 
 
-def ca_trace_gallery(chains, states: Sequence[np.ndarray], path: Path, title: str) -> Path:
-    """Up to 16 CA traces projected on their two principal axes, segments coloured by P-SEA state."""
+def ca_trace_gallery(traces: Sequence[tuple[str, np.ndarray]], states: Sequence[np.ndarray], path: Path,
+                     title: str) -> Path:
+    """Up to 16 CA traces ``(name, ca [L, 3] in Angstrom)`` projected on their two principal axes,
+    segments coloured by P-SEA state (``states[i]``: one letter per residue)."""
     from matplotlib.collections import LineCollection
 
     plt = _pyplot()
-    count = min(GALLERY_SIZE, len(chains))
+    count = min(GALLERY_SIZE, len(traces))
     columns = 4 if count > 4 else max(count, 1)
     rows = max(1, int(np.ceil(count / columns)))
     fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, chain, state in zip(axes.flat, chains[:count], states[:count]):
-        xy = _principal_projection(chain.ca)
+    for ax, (name, ca), state in zip(axes.flat, traces[:count], states[:count]):
+        xy = _principal_projection(ca)
         segments = np.stack([xy[:-1], xy[1:]], axis=1)
         colours = [SS_COLOURS.get(str(s), "#b0b0b0") for s in state[:-1]]
         ax.add_collection(LineCollection(segments, colors=colours, linewidths=1.6))
@@ -135,6 +137,6 @@ def ca_trace_gallery(chains, states: Sequence[np.ndarray], path: Path, title: st
         ax.set_xlim(xy[:, 0].min() - 2, xy[:, 0].max() + 2)
         ax.set_ylim(xy[:, 1].min() - 2, xy[:, 1].max() + 2)
         ax.set_aspect("equal")
-        ax.set_title(f"{chain.name[:18]} (L={len(chain)})", fontsize=7)
+        ax.set_title(f"{name[:18]} (L={len(ca)})", fontsize=7)
     fig.suptitle(f"{title}: helix red, strand blue, coil grey; dot = N-terminus", fontsize=9)
     return _save(fig, path)

@@ -161,7 +161,8 @@ def _write_plots(run, out_dir: Path) -> dict[str, str]:
         "ss_composition": lambda path: plots.ss_composition_bars(summaries, reference_ss, path),
         "rg_vs_length": lambda path: plots.rg_vs_length(run.sets, run.reference, path),
         "tm_heatmap": lambda path: plots.tm_heatmap(matrix, names, path, f"Pairwise TM-score ({primary.label})"),
-        "gallery": lambda path: plots.ca_trace_gallery(primary.chains, primary.psea_states, path, primary.label),
+        "gallery": lambda path: plots.ca_trace_gallery(
+            [(c.name, c.ca) for c in primary.chains], primary.psea_states, path, primary.label),
     }
     written = {}
     for name, draw in drawers.items():
