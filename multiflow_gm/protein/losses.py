@@ -13,7 +13,9 @@ With clean-sample predictions the Bregman losses become:
 * auxiliary losses late in time: backbone-atom MSE, CA-distance MSE (on pairs
   closer than a cutoff in the data, or on all pairs), and a clash penalty on
   non-local pairs (|i - j| >= 3) that the prediction puts closer than the data
-  allows; optionally with the same ``1/(1 - t)^2`` weight as the translations.
+  allows; optionally with the same ``1/(1 - t)^2`` weight as the translations;
+* an optional chain-bond term: squared error of the predicted distance between
+  consecutive CA atoms that are bonded in the data (off by default).
 
 Each path says at which time its target is compared (``regression_time``): paths whose
 target error is a scalar rate of t times a time-free term (CondOT, geodesic) evaluate it
@@ -50,6 +52,7 @@ class LossConfig:
     aux_time_weight: bool = False                # scale the aux terms by 1/(1 - min(t, t_clip))^2
     clash_weight: float = 0.0
     clash_distance: float = 0.38                 # nm; non-local CA pairs closer than this (or the data) cost
+    bond_weight: float = 0.0                     # consecutive CA-CA distance error, at every time
     jump_weight: float = 0.1
     t_clip: float = 0.9
 
@@ -58,6 +61,8 @@ class LossConfig:
             raise ValueError(f"loss.t_clip must lie in (0, 1); got {self.t_clip}")
         if self.clash_weight < 0 or self.clash_distance <= 0:
             raise ValueError("loss.clash_weight must be >= 0 and loss.clash_distance > 0")
+        if self.bond_weight < 0:
+            raise ValueError("loss.bond_weight must be >= 0")
 
 
 def _per_example_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -96,10 +101,15 @@ def codesign_losses(process: CoDesignProcess, noisy: dict, pred: dict,
              + cfg.aux_weight * aux)
     if cfg.clash_weight > 0:
         # Clashes form early in the trajectory, so the penalty is not limited to late times.
-        clash_time = structure_on * (scale ** 2 if cfg.aux_time_weight else 1.0)
-        clash = clash_penalty(noisy["trans_1"], pred["translations"], mask, cfg.clash_distance) * clash_time
+        clash = (clash_penalty(noisy["trans_1"], pred["translations"], mask, cfg.clash_distance)
+                 * clash_time_weight(structure_on, scale, cfg))
         out["clash"] = clash
         total = total + cfg.clash_weight * clash
+    if cfg.bond_weight > 0:
+        # Bond lengths are a local property the prediction must hold at every time, like clashes.
+        bond = chain_bond_error(noisy["trans_1"], pred["translations"], mask) * clash_time_weight(structure_on, scale, cfg)
+        out["bond"] = bond
+        total = total + cfg.bond_weight * bond
     if "jump_intensity" in pred:
         jump = _jump_loss(rot_path, noisy, pred) * structure_on
         out["so3_jump"] = jump
@@ -155,6 +165,25 @@ def clash_penalty(ca_true: torch.Tensor, ca_pred: torch.Tensor, mask: torch.Tens
     pair = (mask[:, :, None] & mask[:, None, :] & nonlocal_pairs).to(d_pred.dtype)
     overlap = torch.relu(d_true.clamp(max=distance) - d_pred) ** 2 * pair
     return _per_example_mean(overlap.sum(-1), mask)
+
+
+def clash_time_weight(structure_on: torch.Tensor, scale: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    """Weight ``[B]`` of the terms applied at every time: on for structure examples, times
+    ``1/(1 - t)^2`` when the auxiliary terms carry the time weight."""
+    return structure_on * (scale ** 2 if cfg.aux_time_weight else 1.0)
+
+
+BONDED_CA_DISTANCE = 0.42  # nm; consecutive CA atoms of one chain sit 0.38 nm apart, a chain break further
+
+
+def chain_bond_error(ca_true: torch.Tensor, ca_pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error ``[B]`` (nm^2) of the predicted distance between consecutive CA atoms
+    ``[B, L, 3]`` (nm), over the pairs that are bonded in the data (both present and closer than
+    ``BONDED_CA_DISTANCE``, so chain breaks cost nothing)."""
+    d_true = (ca_true[:, 1:] - ca_true[:, :-1]).norm(dim=-1)
+    d_pred = (ca_pred[:, 1:] - ca_pred[:, :-1]).norm(dim=-1)
+    bonded = (mask[:, 1:] & mask[:, :-1] & (d_true < BONDED_CA_DISTANCE)).to(d_pred.dtype)
+    return ((d_true - d_pred) ** 2 * bonded).sum(-1) / bonded.sum(-1).clamp_min(1)
 
 
 def _jump_loss(path: ConditionalPath, noisy, pred):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
-from multiflow_gm.protein.losses import LossConfig, clash_penalty, codesign_losses
+from multiflow_gm.protein.losses import LossConfig, chain_bond_error, clash_penalty, codesign_losses
 from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig
 
 
@@ -88,3 +88,33 @@ def test_time_weight_scales_aux_by_inverse_square_of_remaining_time():
     assert with_clash["clash"].item() > 0
     base = codesign_losses(process, noisy, pred, LossConfig())
     assert (with_clash["total"] - base["total"]).item() == pytest.approx(2.0 * with_clash["clash"].item(), rel=1e-5)
+
+
+def test_chain_bond_error_is_the_mean_squared_error_of_bonded_ca_distances():
+    ca = _helix_ca(12)
+    mask = torch.ones(1, 12, dtype=torch.bool)
+    assert chain_bond_error(ca, ca, mask).item() == 0.0
+    moved = ca.clone()
+    moved[0, -1, 2] += 0.1                                   # stretch the last bond only
+    d_true = (ca[0, -1] - ca[0, -2]).norm()
+    d_pred = (moved[0, -1] - moved[0, -2]).norm()
+    assert chain_bond_error(ca, moved, mask).item() == pytest.approx(((d_true - d_pred) ** 2 / 11).item(), rel=1e-10)
+    # A chain break in the data (0.5 nm gap > 0.42 nm) is not a bond: closing it costs nothing.
+    broken = ca.clone()
+    broken[0, 6:, 2] += 0.5
+    assert chain_bond_error(broken, ca, mask).item() == pytest.approx(0.0, abs=1e-12)
+    # Absent residues take their bonds with them.
+    partial = mask.clone()
+    partial[0, -1] = False
+    assert chain_bond_error(ca, moved, partial).item() == 0.0
+
+
+def test_bond_weight_adds_the_bond_term_to_the_total():
+    process = CoDesignProcess(ProcessConfig())
+    noisy, pred = _noisy_and_pred(far_pair_error=True)
+    base = codesign_losses(process, noisy, pred, LossConfig())
+    with_bond = codesign_losses(process, noisy, pred, LossConfig(bond_weight=3.0))
+    assert "bond" not in base and with_bond["bond"].item() > 0
+    assert (with_bond["total"] - base["total"]).item() == pytest.approx(3.0 * with_bond["bond"].item(), rel=1e-5)
+    with pytest.raises(ValueError, match="bond_weight"):
+        LossConfig(bond_weight=-1.0)
