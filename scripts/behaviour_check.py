@@ -109,8 +109,12 @@ def record_training(root: Path, cache: Path) -> dict:
     """Losses of the first 3 optimiser steps (tiny config), geodesic and isotropic + jump head."""
     from multiflow_gm.config import load_config
     from multiflow_gm.training.plots import read_metrics
-    from multiflow_gm.training.protein_config import TrainConfig
-    from multiflow_gm.training.protein_trainer import train
+    try:
+        from multiflow_gm.training.protein.config import TrainConfig
+        from multiflow_gm.training.protein.trainer import train
+    except ImportError:  # checkouts from before training/protein/ existed
+        from multiflow_gm.training.protein_config import TrainConfig
+        from multiflow_gm.training.protein_trainer import train
 
     arms = {"geodesic": [], "igso3": ["process.rotation_train_prior=igso3"],
             "isotropic_jump": ["process.rotation_path=isotropic", "process.so3_jump=true",

@@ -34,7 +34,7 @@ def _load_model(config_name: str, overrides: list[str], device: str):
     from multiflow_gm.config import load_config
     from multiflow_gm.protein.model.network import CoDesignNetwork
     from multiflow_gm.protein.process import CoDesignProcess
-    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein.config import TrainConfig
 
     cfg = load_config(TrainConfig, REPO / "configs" / "protein" / f"{config_name}.yaml", overrides)
     torch.manual_seed(0)

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     from multiflow_gm.protein.model.network import CoDesignNetwork
     from multiflow_gm.protein.process import CoDesignProcess
     from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
-    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein.config import TrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "protein" / "small.yaml")

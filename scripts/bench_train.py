@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 def _batches(cfg, cache_dir: Path, count: int):
     from multiflow_gm.protein.data.batching import LengthBatchSampler, collate_chains
     from multiflow_gm.protein.data.dataset import ProteinChainDataset
-    from multiflow_gm.training.protein_trainer import training_chains
+    from multiflow_gm.training.protein.data import training_chains
 
     d = cfg.data
     dataset = ProteinChainDataset(training_chains(cfg, cache_dir), seed=0, preload=True)
@@ -47,11 +47,13 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
     from multiflow_gm.config import to_dict
     from multiflow_gm.protein.losses import codesign_losses
     from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
-    from multiflow_gm.training.protein_module import CoDesignModule, step_generator
+    from multiflow_gm.training.ema import EMA
+    from multiflow_gm.training.protein.module import CoDesignModule, step_generator
 
     module = CoDesignModule(to_dict(cfg))
     net = module.network.train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.optim.lr)
+    ema = EMA(net, cfg.optim.ema_decay)
     phases = {k: [] for k in ("data", "self_condition", "forward_loss", "backward", "optimizer")}
     residues, total = [], []
     for step, (batch, data_s) in enumerate(_batches(cfg, cache_dir, steps + warmup)):
@@ -76,7 +78,7 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        module.ema.update(net)
+        ema.update(net)
         t5 = time.perf_counter()
         if step < warmup:
             continue
@@ -92,8 +94,8 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
 
 def time_lightning(cfg_path: Path, overrides: list[str], cache_dir: Path, steps: int) -> dict:
     from multiflow_gm.config import load_config
-    from multiflow_gm.training.protein_config import TrainConfig
-    from multiflow_gm.training.protein_trainer import train
+    from multiflow_gm.training.protein.config import TrainConfig
+    from multiflow_gm.training.protein.trainer import train
 
     cfg = load_config(TrainConfig, cfg_path, [*overrides, f"trainer.max_steps={steps}", "validation.every_steps=0",
                                               f"trainer.checkpoint_every={steps}", "data.preload=true"])
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
 
     from multiflow_gm.config import load_config
     from multiflow_gm.runtime import tune_allocator
-    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein.config import TrainConfig
 
     tune_allocator()
     torch.set_num_threads(args.threads)

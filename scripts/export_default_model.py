@@ -217,7 +217,7 @@ def _benchmark_summary(path: Path | None) -> dict | None:
 
 def render_card(args, metrics, extra, run_summary, table, targets) -> str:
     from multiflow_gm.config import load_config
-    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein.config import TrainConfig
 
     from multiflow_gm.protein.model_file import load_codesign
 

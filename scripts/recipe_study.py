@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from multiflow_gm.atomic_files import atomic_write_bytes  # noqa: E402
-from multiflow_gm.training.validation_callback import read_validation  # noqa: E402
+from multiflow_gm.training.protein.validation_callback import read_validation  # noqa: E402
 
 STUDY = ROOT / "configs" / "protein" / "recipe_study.yaml"
 COLUMNS = (("pred_clash_t0.25", "clash@0.25", "{:.3f}"), ("pred_clash_t0.5", "clash@0.5", "{:.3f}"), ("pred_clash_t0.8", "clash@0.8", "{:.3f}"),
@@ -81,8 +81,8 @@ def evaluate_model(model: Path, data: str, samples: int, out: Path, study: dict)
     from multiflow_gm.config import load_config
     from multiflow_gm.protein.validation import ValidationSet, validate
     from multiflow_gm.protein.model_file import load_codesign
-    from multiflow_gm.training.protein_config import TrainConfig
-    from multiflow_gm.training.protein_trainer import training_chains
+    from multiflow_gm.training.protein.config import TrainConfig
+    from multiflow_gm.training.protein.data import training_chains
 
     torch.set_num_threads(1)
     cfg = load_config(TrainConfig, ROOT / study["base_config"], [])

@@ -14,8 +14,8 @@ from multiflow_gm.cli.main import main
 from multiflow_gm.config import load_config
 from multiflow_gm.protein.model_file import load_codesign
 from multiflow_gm.training.plots import read_metrics
-from multiflow_gm.training.protein_config import TrainConfig
-from multiflow_gm.training.protein_trainer import train
+from multiflow_gm.training.protein.config import TrainConfig
+from multiflow_gm.training.protein.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "protein" / "tiny.yaml"
@@ -150,7 +150,7 @@ def test_ddp_with_two_cpu_processes(small_real_cache, tmp_path):
 
 @pytest.mark.slow
 def test_non_finite_batches_are_skipped_and_counted(small_real_cache, tmp_path, monkeypatch):
-    from multiflow_gm.training.protein_module import CoDesignModule
+    from multiflow_gm.training.protein.module import CoDesignModule
 
     original = CoDesignModule.compute_losses
 

@@ -13,7 +13,7 @@ from multiflow_gm.protein.run_config import migrate_run_config, resolve_self_con
 from multiflow_gm.protein.sampling import SamplingConfig
 from multiflow_gm.cli.commands.sample import DEFAULT_MODEL
 from multiflow_gm.cli.main import main
-from multiflow_gm.training.protein_config import TrainConfig
+from multiflow_gm.training.protein.config import TrainConfig
 
 TINY_MODEL = dict(c_s=16, c_z=8, c_hidden=8, num_heads=2, num_qk_points=2, num_v_points=2, seq_heads=2,
                   seq_layers=1, num_blocks=1, edge_hidden=8)

@@ -14,9 +14,9 @@ from multiflow_gm.protein.evaluation.geometry_metrics import backbone_geometry
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.process import CoDesignProcess
 from multiflow_gm.protein.validation import ValidationSet, clash_fraction, validate
-from multiflow_gm.training.protein_config import TrainConfig
-from multiflow_gm.training.protein_trainer import train
-from multiflow_gm.training.validation_callback import read_validation
+from multiflow_gm.training.protein.config import TrainConfig
+from multiflow_gm.training.protein.trainer import train
+from multiflow_gm.training.protein.validation_callback import read_validation
 
 from pathlib import Path
 

@@ -70,7 +70,7 @@ def test_ema_tracks_average_and_round_trips():
 
 def test_a_derived_config_is_its_base_plus_what_it_names(tmp_path):
     from multiflow_gm.config import load_config, to_dict
-    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein.config import TrainConfig
 
     repo = Path(__file__).resolve().parents[2] / "configs" / "protein"
     paper, ddp = load_config(TrainConfig, repo / "paper.yaml"), load_config(TrainConfig, repo / "paper_ddp.yaml")

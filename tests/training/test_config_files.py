@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from multiflow_gm.config import load_config, to_dict
-from multiflow_gm.training.protein_config import TrainConfig
+from multiflow_gm.training.protein.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 RECORD = json.loads((Path(__file__).parent / "data" / "effective_configs.json").read_text())

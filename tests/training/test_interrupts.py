@@ -88,8 +88,8 @@ def _compact_cache(compact_backbone, directory):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_train_writes_summary_checkpoint_and_export(signum, compact_backbone, tmp_path, single_thread):
     from multiflow_gm.config import load_config
-    from multiflow_gm.training.protein_config import TrainConfig
-    from multiflow_gm.training.protein_trainer import train
+    from multiflow_gm.training.protein.config import TrainConfig
+    from multiflow_gm.training.protein.trainer import train
 
     cache = _compact_cache(compact_backbone, tmp_path)
     cfg = load_config(TrainConfig, TINY,

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from multiflow_gm.config import load_config
     from multiflow_gm.errors import ConfigError, UserError
-    from multiflow_gm.training.protein_config import TrainConfig
-    from multiflow_gm.training.protein_trainer import train
+    from multiflow_gm.training.protein.config import TrainConfig
+    from multiflow_gm.training.protein.trainer import train
 
     if args.positional_overrides:
         raise UserError("config overrides are given with --set: "

@@ -1,10 +1,14 @@
-"""Lightning module for co-design training: manual optimisation with guards and EMA.
+"""Lightning module for co-design training: manual optimisation with guards.
 
 Every random choice of a training step (times, tasks, noise, self-conditioning)
 comes from a generator seeded by ``(seed, batches consumed, rank)``, and the data
-order is indexed the same way (:mod:`.step_sampler`), so a resumed run repeats an
-uninterrupted one exactly. A batch whose loss or gradients are not finite is
-skipped and counted (all ranks agree before stepping).
+order is indexed the same way (:mod:`multiflow_gm.training.step_sampler`), so a
+resumed run repeats an uninterrupted one exactly. The batch count lives in the
+trainer's :class:`~multiflow_gm.training.step_sampler.BatchCounter` callback and the
+weight average in its :class:`~multiflow_gm.training.ema_callback.EMACallback`; the
+module keeps only the network, the process and the number of skipped batches. A batch
+whose loss or gradients are not finite is skipped and counted (all ranks agree before
+stepping).
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
 from multiflow_gm.protein.process import CoDesignProcess
 from multiflow_gm.protein.seeding import seeded_generator
-from multiflow_gm.training.ema import EMA
-from multiflow_gm.training.protein_config import TrainConfig
-from multiflow_gm.training.step_sampler import BatchCounter
+from multiflow_gm.training.protein.config import TrainConfig
+from multiflow_gm.training.step_sampler import BatchCounter, batch_counter
 
 TIME_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -36,10 +39,13 @@ class CoDesignModule(L.LightningModule):
         self.cfg: TrainConfig = from_dict(TrainConfig, migrate(TrainConfig, config))
         self.network = CoDesignNetwork(self.cfg.model)
         self.process = CoDesignProcess(self.cfg.process)
-        self.ema = EMA(self.network, self.cfg.optim.ema_decay)
-        self.counter = BatchCounter()
         self.skipped_batches = 0
         self.automatic_optimization = False
+
+    @property
+    def counter(self) -> BatchCounter:
+        """The trainer's batch counter; inside ``training_step`` it already counts the current batch."""
+        return batch_counter(self.trainer)
 
     # -- forward pieces ---------------------------------------------------------------
     def _network_inputs(self, noisy, sc=None):
@@ -65,8 +71,7 @@ class CoDesignModule(L.LightningModule):
 
     # -- training -----------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
-        step = self.counter.value
-        self.counter.value += 1
+        step = self.counter.value - 1  # the counter callback counted this batch on its start
         generator = step_generator(self.cfg.trainer.seed, step, self.global_rank)
         losses, t_struct, task = self.compute_losses(batch, generator)
         loss = losses["total"].mean()
@@ -84,7 +89,6 @@ class CoDesignModule(L.LightningModule):
                                 gradient_clip_algorithm="norm")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        self.ema.update(self.network)
         self._log_losses(losses, t_struct, task, batch)
         return loss.detach()
 
@@ -125,15 +129,13 @@ class CoDesignModule(L.LightningModule):
                                  weight_decay=o.weight_decay)
 
     # -- checkpoint state -----------------------------------------------------------------
+    # The callbacks' hooks run first and fill ``checkpoint["multiflow_gm"]`` with "ema" and
+    # "batches_consumed"; the module adds its own count next to them.
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["multiflow_gm"] = {"ema": self.ema.state_dict(), "batches_consumed": self.counter.value,
-                                      "skipped_batches": self.skipped_batches}
+        checkpoint.setdefault("multiflow_gm", {})["skipped_batches"] = self.skipped_batches
 
     def on_load_checkpoint(self, checkpoint):
-        state = checkpoint["multiflow_gm"]
-        self.ema.load_state_dict(state["ema"])
-        self.counter.value = int(state["batches_consumed"])
-        self.skipped_batches = int(state["skipped_batches"])
+        self.skipped_batches = int(checkpoint["multiflow_gm"]["skipped_batches"])
 
 
 def parameter_count(module: torch.nn.Module) -> int:

@@ -1,4 +1,10 @@
-"""Assemble and run co-design training: data, Lightning trainer, checkpoints, export, plots."""
+"""Assemble and run co-design training: data, Lightning trainer, callbacks, checkpoints, export, plots.
+
+The callbacks carry the run's state besides the weights: :class:`EMACallback` the weight
+average (exported as ``model_ema.safetensors`` and validated), :class:`BatchCounter` the
+number of batches consumed (data order and step seeds). Both write into the checkpoint's
+``"multiflow_gm"`` entry, next to the module's ``skipped_batches``.
+"""
 
 from __future__ import annotations
 
@@ -9,74 +15,26 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from torch.utils.data import DataLoader
 
 from multiflow_gm.atomic_files import atomic_write_json
 from multiflow_gm.config import save_config, to_dict
 from multiflow_gm.errors import ConfigError, MissingResourceError
 from multiflow_gm.protein.model_file import export_weights
 from multiflow_gm.training.checkpoints import AtomicCheckpointIO
-from multiflow_gm.training.ema import EMA
-from multiflow_gm.training.interrupts import GracefulInterrupt, ignore_sigint_in_worker
+from multiflow_gm.training.ema_callback import EMACallback
+from multiflow_gm.training.interrupts import GracefulInterrupt
 from multiflow_gm.training.plots import plot_loss_curves
-from multiflow_gm.training.protein_config import TrainConfig
-from multiflow_gm.training.protein_module import CoDesignModule, parameter_count
-from multiflow_gm.training.step_sampler import StepBatchSampler
+from multiflow_gm.training.protein.config import TrainConfig
+from multiflow_gm.training.protein.data import CoDesignData, training_chains
+from multiflow_gm.training.protein.module import CoDesignModule, parameter_count
+from multiflow_gm.training.step_sampler import BatchCounter
 
 
-class CoDesignData(L.LightningDataModule):
-    """Training batches from a chain cache, sharded by rank and indexed by batches consumed."""
-
-    def __init__(self, cfg: TrainConfig, cache_dir: Path, module: CoDesignModule):
-        super().__init__()
-        self.cfg, self.cache_dir, self.module = cfg, cache_dir, module
-
-    def train_dataloader(self):
-        from multiflow_gm.protein.data.batching import LengthBatchSampler, collate_chains
-        from multiflow_gm.protein.data.dataset import ProteinChainDataset
-
-        d = self.cfg.data
-        cache = training_chains(self.cfg, self.cache_dir)
-        dataset = ProteinChainDataset(cache, seed=self.cfg.trainer.seed, preload=d.preload,
-                                      designed_sequence_fraction=d.designed_sequence_fraction)
-        if d.designed_sequence_fraction > 0:
-            print(f"designed sequences: {dataset.chains_with_designs} of {len(dataset)} training chains have "
-                  f"them (`multiflow-gm distill`); the rest keep their native sequence")
-        epochs = LengthBatchSampler(
-            dataset.lengths, squared_residue_budget=d.squared_residue_budget, max_batch_size=d.max_batch_size,
-            mode=d.batching, cluster_ids=dataset.cluster_ids, cluster_weighting=d.cluster_weighting,
-            seed=self.cfg.trainer.seed, rank=self.trainer.global_rank, world_size=self.trainer.world_size)
-        # Generous total: skipped batches do not count as optimiser steps.
-        total = 2 * self.cfg.trainer.max_steps + 1000
-        sampler = StepBatchSampler(epochs, self.module.counter, total)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_chains,
-                          num_workers=d.num_workers, persistent_workers=d.num_workers > 0,
-                          worker_init_fn=ignore_sigint_in_worker if d.num_workers > 0 else None)
-
-
-def training_chains(cfg: TrainConfig, cache_dir: Path, split: str = "train"):
-    """Chains of ``split`` in the training length window (the whole cache without splits.csv)."""
-    from multiflow_gm.protein.data.cache import ChainCache
-    from multiflow_gm.protein.data.splits import split_of
-
-    d = cfg.data
-    cache = ChainCache(cache_dir)
-    if d.use_split:
-        cache = split_of(cache, split, required=split != "train")
-    cache = cache.filter_length(d.min_length, d.max_length)
-    if d.sources and split == "train":  # validation stays the same set whatever the training sources
-        cache = cache.subset([i for i, r in enumerate(cache.records) if any(s in r.source for s in d.sources)])
-    if len(cache) == 0:
-        raise ConfigError(f"no {split} chain in {cache_dir} has a length in "
-                          f"[{d.min_length}, {d.max_length}] (data.min_length / data.max_length)")
-    return cache
-
-
-def _validation_callback(cfg: TrainConfig, cache_dir: Path, out_dir: Path):
+def _validation_callback(cfg: TrainConfig, cache_dir: Path, out_dir: Path, ema: EMACallback):
     """The validation callback, or None when validation is off or the cache has no split."""
     from multiflow_gm.protein.data.splits import read_splits
     from multiflow_gm.protein.validation import ValidationSet
-    from multiflow_gm.training.validation_callback import ValidationCallback
+    from multiflow_gm.training.protein.validation_callback import ValidationCallback
 
     if cfg.validation.every_steps <= 0:
         return None
@@ -85,7 +43,7 @@ def _validation_callback(cfg: TrainConfig, cache_dir: Path, out_dir: Path):
         return None
     chains = training_chains(cfg, cache_dir, "val")
     print(f"validation: {len(chains)} chains of the val split, every {cfg.validation.every_steps} steps")
-    return ValidationCallback(ValidationSet.from_cache(chains, cfg.validation), out_dir)
+    return ValidationCallback(ValidationSet.from_cache(chains, cfg.validation), out_dir, ema)
 
 
 # Heads a config may add on top of a trained trunk (they start from their initialisation).
@@ -93,7 +51,7 @@ OPTIONAL_HEADS = ("jump_intensity.",)
 
 
 def _initialise_from(module: CoDesignModule, path: str) -> None:
-    """Load exported weights into the network and restart the EMA from them."""
+    """Load exported weights into the network (the EMA callback then starts from them, without warmup)."""
     from safetensors.torch import load_file
 
     if not Path(path).is_file():
@@ -108,7 +66,6 @@ def _initialise_from(module: CoDesignModule, path: str) -> None:
     if new_heads:
         print(f"init_from: {len(new_heads)} tensors of heads the source model lacks start fresh "
               f"({', '.join(sorted({k.split('.')[0] for k in new_heads}))})")
-    module.ema = EMA(module.network, module.cfg.optim.ema_decay, warmup=False)
 
 
 def _checkpoint_dir(out_dir: Path) -> Path:
@@ -122,7 +79,7 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 
 def _final_validation(callback, module, step: int, out_dir: Path) -> list[dict]:
     """Validate the final weights unless the last validation was at this step; all rows."""
-    from multiflow_gm.training.validation_callback import VALIDATION_FILE, read_validation
+    from multiflow_gm.training.protein.validation_callback import VALIDATION_FILE, read_validation
 
     if callback is None:
         return []
@@ -150,10 +107,17 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
         torch.set_num_threads(cfg.trainer.threads)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = CoDesignModule(to_dict(cfg))
-    if cfg.init_from and ckpt_path is None:
+    initialised = bool(cfg.init_from) and ckpt_path is None
+    if initialised:
         _initialise_from(module, cfg.init_from)
-    data = CoDesignData(cfg, cache_dir, module)
-    validation = _validation_callback(cfg, cache_dir, out_dir)
+    # Trained weights need no warmup of the average; a resumed run takes the flag from its checkpoint.
+    ema = EMACallback(cfg.optim.ema_decay, warmup=not initialised)
+    counter = BatchCounter()
+    data = CoDesignData(cfg, cache_dir)
+    validation = _validation_callback(cfg, cache_dir, out_dir, ema)
+    # The EMA first: the validation callback reads the average this batch has just updated
+    # (Lightning moves ModelCheckpoint to the end itself).
+    extra_callbacks = (ema, counter, *extra_callbacks)
     if validation is not None:
         extra_callbacks = (*extra_callbacks, validation)
     checkpoint = ModelCheckpoint(dirpath=_checkpoint_dir(out_dir), filename="step{step:07d}",
@@ -178,12 +142,11 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
     if trainer.global_rank != 0:
         return {}
     validation_rows = _final_validation(validation, module, trainer.global_step, out_dir)
-    export = export_weights(module.ema.shadow, to_dict(cfg), out_dir / "model_ema.safetensors",
-                            extra={"global_step": trainer.global_step,
-                                   "batches_consumed": module.counter.value})
+    export = export_weights(ema.shadow, to_dict(cfg), out_dir / "model_ema.safetensors",
+                            extra={"global_step": trainer.global_step, "batches_consumed": counter.value})
     plot = plot_loss_curves(out_dir / "logs" / "metrics.csv", out_dir / "loss_curve.png")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    summary = {"steps": trainer.global_step, "batches_consumed": module.counter.value,
+    summary = {"steps": trainer.global_step, "batches_consumed": counter.value,
                "skipped_batches": module.skipped_batches, "seconds": seconds,
                "parameters": parameter_count(module.network), "checkpoint": str(final),
                "model": str(export), "loss_curve": str(plot) if plot else None, "last_metrics": metrics,

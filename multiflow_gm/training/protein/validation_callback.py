@@ -16,6 +16,7 @@ import lightning as L
 
 from multiflow_gm.atomic_files import atomic_write_bytes
 from multiflow_gm.protein.validation import ValidationSet, validate
+from multiflow_gm.training.ema_callback import EMACallback
 
 VALIDATION_FILE = "validation.csv"
 VALIDATION_PLOT = "validation_curve.png"
@@ -70,10 +71,14 @@ def plot_validation(rows: list[dict], out_png: Path) -> Path | None:
 
 
 class ValidationCallback(L.Callback):
-    """Runs :func:`multiflow_gm.protein.validation.validate` on the EMA weights every N steps."""
+    """Runs :func:`multiflow_gm.protein.validation.validate` on the EMA weights every N steps.
 
-    def __init__(self, data: ValidationSet, out_dir: Path):
-        self.data, self.out_dir = data, Path(out_dir)
+    ``ema`` is the run's :class:`~multiflow_gm.training.ema_callback.EMACallback`; it must come
+    before this callback in the trainer's list so a step's validation sees that step's average.
+    """
+
+    def __init__(self, data: ValidationSet, out_dir: Path, ema: EMACallback):
+        self.data, self.out_dir, self.ema = data, Path(out_dir), ema
         self.seconds = 0.0
 
     def on_train_start(self, trainer, pl_module):
@@ -96,7 +101,7 @@ class ValidationCallback(L.Callback):
     def run(self, pl_module, step: int, rows: list[dict] | None = None, log: bool = False) -> dict:
         start = time.perf_counter()
         cfg = pl_module.cfg
-        with pl_module.ema.swapped_into(pl_module.network) as network:
+        with self.ema.swapped_into(pl_module.network) as network:
             metrics = validate(network, pl_module.process, self.data, cfg.validation, cfg.loss, cfg.sampling)
         rows = read_validation(self.out_dir / VALIDATION_FILE) if rows is None else rows
         rows = [row for row in rows if row["step"] < step] + [{"step": float(step), **metrics}]

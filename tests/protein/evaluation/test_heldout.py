@@ -37,7 +37,7 @@ def tiny_model():
     """Randomly initialised tiny network, its process and config (2 sampling steps)."""
     from multiflow_gm.protein.model.network import CoDesignNetwork
     from multiflow_gm.protein.process import CoDesignProcess
-    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein.config import TrainConfig
 
     torch.manual_seed(0)
     cfg = load_config(TrainConfig, TINY, ["trainer.threads=1", "sampling.num_steps=2"])

@@ -78,7 +78,7 @@ def test_sparse_with_all_neighbours_equals_dense():
 
 def test_paper_config_has_about_22m_parameters():
     from multiflow_gm.config import load_config
-    from multiflow_gm.training.protein_config import TrainConfig
+    from multiflow_gm.training.protein.config import TrainConfig
     from pathlib import Path
 
     cfg = load_config(TrainConfig, Path(__file__).resolve().parents[3] / "configs" / "protein" / "paper.yaml")
