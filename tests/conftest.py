@@ -91,3 +91,45 @@ def compact_backbone():
             phi += [float(p) for p, _ in _BUNDLE_LOOPS[segment]]
             psi += [float(s) for _, s in _BUNDLE_LOOPS[segment]]
     return backbone_from_torsions(np.array(phi), np.array(psi)).numpy()
+
+
+# Lengths of the synthetic chains: prefixes of the 92-residue bundle, all inside the tiny
+# config's window [60, 128], two sharing a length so same-length batches hold more than one.
+_SYNTHETIC_LENGTHS = (92, 84, 76, 76, 64)
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(compact_backbone, tmp_path_factory) -> Path:
+    """A chain cache of 5 synthetic chains, written with the package's own cache writer.
+
+    Each chain is a prefix (lengths ``_SYNTHETIC_LENGTHS``) of the compact three-helix bundle,
+    moved by a seeded rigid shift (Angstrom) and given a seeded random sequence; metadata.csv
+    holds one :class:`ChainRecord` per chain (no clusters, no splits). Cheap enough for any
+    test that needs a trainable cache without ``../shared/data``.
+    """
+    import numpy as np
+
+    from multiflow_gm.protein.alphabet import AA_ORDER, NUM_AMINO_ACIDS
+    from multiflow_gm.protein.data.cache import (CHAINS_DIR, METADATA_COLUMNS, METADATA_FILE, ChainRecord,
+                                                 save_chain, write_csv)
+    from multiflow_gm.protein.structure_io import ProteinChain
+
+    out = tmp_path_factory.mktemp("synthetic_cache")
+    (out / CHAINS_DIR).mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, length in enumerate(_SYNTHETIC_LENGTHS):
+        name = f"syn{i}_A"
+        atoms = compact_backbone[:length] + rng.normal(0.0, 5.0, size=3)
+        aatype = rng.integers(0, NUM_AMINO_ACIDS, size=length)
+        chain = ProteinChain(name=name, atoms=atoms.astype(np.float32), aatype=aatype.astype(np.int64),
+                             residue_index=np.arange(1, length + 1, dtype=np.int32),
+                             bfactor=np.full(length, 20.0, dtype=np.float32), source=f"synthetic/{name}.pdb")
+        save_chain(out / CHAINS_DIR / f"{name}.npz", chain)
+        ca = atoms[:, 1]
+        rg = float(np.sqrt(((ca - ca.mean(0)) ** 2).sum(-1).mean()))
+        rows.append(vars(ChainRecord(name=name, entry=f"syn{i}", chain="A", segment=0, length=length,
+                                     helix=0.9, strand=0.0, coil=0.1, radius_of_gyration=rg,
+                                     sequence="".join(AA_ORDER[a] for a in aatype), source=chain.source)))
+    write_csv(out / METADATA_FILE, rows, METADATA_COLUMNS)
+    return out

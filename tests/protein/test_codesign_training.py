@@ -1,5 +1,6 @@
-"""Training and sampling end to end on real chains with the tiny config: overfitting,
-checkpoint round trip, exact resumption, the sampling CLI, and DDP with 2 CPU processes."""
+"""Training and sampling end to end with the tiny config: overfitting a real chain, checkpoint
+round trip, the sampling CLI (real data); exact resumption, skipped batches and DDP with 2 CPU
+processes on the synthetic cache (no shared data needed)."""
 
 import json
 import subprocess
@@ -83,12 +84,12 @@ def test_checkpoint_loads_weights_only_and_matches_export(trained_run):
 
 
 @pytest.mark.slow
-def test_resumed_run_equals_uninterrupted_run(small_real_cache, tmp_path):
+def test_resumed_run_equals_uninterrupted_run(synthetic_cache, tmp_path):
     base = ["trainer.checkpoint_every=4", "data.max_length=100"]
-    straight = train(_tiny([*base, "trainer.max_steps=8"]), small_real_cache, tmp_path / "a",
+    straight = train(_tiny([*base, "trainer.max_steps=8"]), synthetic_cache, tmp_path / "a",
                      enable_progress_bar=False)
-    train(_tiny([*base, "trainer.max_steps=4"]), small_real_cache, tmp_path / "b", enable_progress_bar=False)
-    resumed = train(_tiny([*base, "trainer.max_steps=8"]), small_real_cache, tmp_path / "b", resume=True,
+    train(_tiny([*base, "trainer.max_steps=4"]), synthetic_cache, tmp_path / "b", enable_progress_bar=False)
+    resumed = train(_tiny([*base, "trainer.max_steps=8"]), synthetic_cache, tmp_path / "b", resume=True,
                     enable_progress_bar=False)
     assert straight["steps"] == resumed["steps"] == 8
     a = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -137,9 +138,9 @@ def test_sampling_cli_is_deterministic_and_resumes(trained_run, tmp_path, capsys
 
 
 @pytest.mark.slow
-def test_ddp_with_two_cpu_processes(small_real_cache, tmp_path):
+def test_ddp_with_two_cpu_processes(synthetic_cache, tmp_path):
     cmd = [sys.executable, "-m", "multiflow_gm.cli.main", "train", "--config", str(TINY), "--data",
-           str(small_real_cache), "--out", str(tmp_path / "ddp"),
+           str(synthetic_cache), "--out", str(tmp_path / "ddp"),
            *(f"--set={item}" for item in ("trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
                                           "trainer.max_steps=3", "trainer.threads=1", "data.max_length=100"))]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
@@ -149,7 +150,7 @@ def test_ddp_with_two_cpu_processes(small_real_cache, tmp_path):
 
 
 @pytest.mark.slow
-def test_non_finite_batches_are_skipped_and_counted(small_real_cache, tmp_path, monkeypatch):
+def test_non_finite_batches_are_skipped_and_counted(synthetic_cache, tmp_path, monkeypatch):
     from multiflow_gm.training.protein.module import CoDesignModule
 
     original = CoDesignModule.compute_losses
@@ -161,7 +162,7 @@ def test_non_finite_batches_are_skipped_and_counted(small_real_cache, tmp_path, 
         return losses, t, task
 
     monkeypatch.setattr(CoDesignModule, "compute_losses", poisoned)
-    summary = train(_tiny(["trainer.max_steps=3", "data.max_length=100"]), small_real_cache, tmp_path / "nan",
+    summary = train(_tiny(["trainer.max_steps=3", "data.max_length=100"]), synthetic_cache, tmp_path / "nan",
                     enable_progress_bar=False)
     assert summary["skipped_batches"] == 1 and summary["batches_consumed"] == 4 and summary["steps"] == 3
     ckpt = torch.load(tmp_path / "nan" / "checkpoints" / "last.ckpt", weights_only=True)

@@ -37,9 +37,9 @@ def test_clash_fraction_matches_the_evaluator():
 
 
 @pytest.fixture(scope="module")
-def split_cache(small_real_cache, tmp_path_factory):
+def split_cache(synthetic_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("split_cache") / "cache"
-    shutil.copytree(small_real_cache, out)
+    shutil.copytree(synthetic_cache, out)
     write_splits(ChainCache(out), SplitSettings(0.25, 0.1, seed=0))
     return out
 

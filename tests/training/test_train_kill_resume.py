@@ -29,22 +29,22 @@ def _env() -> dict:
 
 
 @pytest.mark.slow
-def test_train_killed_then_resumed_equals_uninterrupted(small_real_cache, tmp_path):
+def test_train_killed_then_resumed_equals_uninterrupted(synthetic_cache, tmp_path):
     start = time.perf_counter()
-    done = subprocess.run(_command(small_real_cache, tmp_path / "whole", False), env=_env(),
+    done = subprocess.run(_command(synthetic_cache, tmp_path / "whole", False), env=_env(),
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     duration = time.perf_counter() - start
     # Kill after the first checkpoint can exist (start-up is most of a short run) but before the end.
     moment = float(np.random.default_rng(0).uniform(0.6, 0.9)) * duration
-    process = subprocess.Popen(_command(small_real_cache, tmp_path / "killed", False), env=_env(),
+    process = subprocess.Popen(_command(synthetic_cache, tmp_path / "killed", False), env=_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         process.wait(timeout=moment)
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    resumed = subprocess.run(_command(small_real_cache, tmp_path / "killed", True), env=_env(),
+    resumed = subprocess.run(_command(synthetic_cache, tmp_path / "killed", True), env=_env(),
                              capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     whole = load_file(tmp_path / "whole" / "model_ema.safetensors")
