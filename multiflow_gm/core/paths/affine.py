@@ -21,14 +21,14 @@ import torch
 
 from multiflow_gm.core.checks import check_same_shape
 from multiflow_gm.core.dynamics import PlugInFlowStep, X1FlowStep
-from multiflow_gm.core.paths.common import PathSample, as_time, clipped_time, expand_time
+from multiflow_gm.core.paths.common import EndpointInterpolation, as_time, expand_time
 from multiflow_gm.core.paths.gaussian_jump import GaussianJumpKernel, standardised_quadratic
 from multiflow_gm.core.schedulers import LinearScheduler, Scheduler
 from multiflow_gm.core.spaces.euclidean import EuclideanSpace
 
 
 @dataclass
-class AffineGaussianPath:
+class AffineGaussianPath(EndpointInterpolation):
     """Conditional Gaussian path with scheduler ``(alpha_t, sigma_t)``.
 
     All methods take ``t`` as a scalar or a per-example tensor ``[B]`` that
@@ -37,7 +37,6 @@ class AffineGaussianPath:
 
     scheduler: Scheduler = field(default_factory=LinearScheduler)
     event_dims = 0  # each coordinate is an entry (jumps act per coordinate)
-    couples_endpoints = True
     supports_jump = True
 
     def _sched(self, t, x):
@@ -48,24 +47,8 @@ class AffineGaussianPath:
         """Standard normal draws ``[*shape]``."""
         return torch.randn(*shape, dtype=dtype, device=device, generator=generator)
 
-    def draw(self, x1: torch.Tensor, t, generator=None, x0: torch.Tensor | None = None) -> PathSample:
-        """``x_t = alpha_t x1 + sigma_t x0`` with ``x0`` given or drawn from the prior."""
-        if x0 is None:
-            x0 = self.prior(x1.shape, generator, x1.dtype, x1.device)
-        return PathSample(self.sample(x0, x1, t), x1, x0)
-
-    def target(self, record: PathSample, t) -> torch.Tensor:
-        """Conditional velocity at ``record.x_t`` (same shape)."""
-        return self.estimate(record.x_t, record.x1, t)
-
-    def estimate(self, x: torch.Tensor, x1_hat: torch.Tensor, t) -> torch.Tensor:
-        """:meth:`target`'s formula at state ``x`` with the prediction ``x1_hat`` in place of ``x1``."""
-        return self.velocity(x, x1_hat, t)
-
-    def regression_time(self, t: torch.Tensor, t_clip: float) -> torch.Tensor:
-        """Clipped: the velocity is affine in ``x1``, so target minus estimate is
-        ``(alpha' - sigma' alpha / sigma)(x1 - x1_hat)``, a rate of t times a time-free term."""
-        return clipped_time(t, t_clip)
+    # draw / target / estimate / regression_time: EndpointInterpolation. The velocity is affine
+    # in x1, so target minus estimate is (alpha' - sigma' alpha / sigma)(x1 - x1_hat).
 
     def prediction_step(self):
         """Exact over each step when ``sigma = 1 - alpha`` (x_t then interpolates x0 and x1 along

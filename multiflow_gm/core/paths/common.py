@@ -106,3 +106,35 @@ def clipped_time(t: torch.Tensor, t_clip: float) -> torch.Tensor:
     while bounding the weight that would otherwise grow like ``1 / (1 - t)``.
     """
     return t.clamp(max=t_clip)
+
+
+class EndpointInterpolation:
+    """Protocol methods shared by paths that interpolate a prior draw ``x0`` and ``x1``
+    (``sample(x0, x1, t)``) and whose conditional velocity ``velocity(x, x1, t)`` depends on
+    ``x1`` only through a time rate times a time-free term, so the loss may clip its time.
+
+    A subclass gives ``prior``, ``sample``, ``velocity`` and ``_prior_shape(x1)``.
+    """
+
+    couples_endpoints = True
+
+    def _prior_shape(self, x1: torch.Tensor):
+        return x1.shape
+
+    def draw(self, x1: torch.Tensor, t, generator=None, x0: torch.Tensor | None = None) -> PathSample:
+        """``x_t`` between ``x0`` (given, or drawn from the prior) and ``x1``."""
+        if x0 is None:
+            x0 = self.prior(self._prior_shape(x1), generator, x1.dtype, x1.device)
+        return PathSample(self.sample(x0, x1, t), x1, x0)
+
+    def target(self, record: PathSample, t) -> torch.Tensor:
+        """Conditional velocity at ``record.x_t``."""
+        return self.estimate(record.x_t, record.x1, t)
+
+    def estimate(self, x: torch.Tensor, x1_hat: torch.Tensor, t) -> torch.Tensor:
+        """:meth:`target`'s formula at state ``x`` with the prediction ``x1_hat`` in place of ``x1``."""
+        return self.velocity(x, x1_hat, t)
+
+    def regression_time(self, t: torch.Tensor, t_clip: float) -> torch.Tensor:
+        """Clipped: target minus estimate is a rate of t times a time-free term."""
+        return clipped_time(t, t_clip)

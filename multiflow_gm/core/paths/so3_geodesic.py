@@ -22,19 +22,18 @@ import torch
 
 from multiflow_gm.core.checks import check_rotation
 from multiflow_gm.core.dynamics import X1FlowStep
-from multiflow_gm.core.paths.common import (PathSample, as_time, clipped_time, expand_time,
+from multiflow_gm.core.paths.common import (EndpointInterpolation, as_time, expand_time,
                                            rotation_atom_log_likelihood)
 from multiflow_gm.core.schedulers import LinearScheduler, Scheduler
 from multiflow_gm.core.spaces import SO3Space, so3
 
 
 @dataclass
-class GeodesicSO3Path:
+class GeodesicSO3Path(EndpointInterpolation):
     """Conditional geodesic path; ``t`` scalar or per-example ``[B]``."""
 
     scheduler: Scheduler = field(default_factory=LinearScheduler)
     event_dims = 2
-    couples_endpoints = True
     supports_jump = False  # the support shrinks with t: see the module docstring
 
     def _alpha(self, t, r):
@@ -49,23 +48,11 @@ class GeodesicSO3Path:
         """Haar-uniform rotations ``[*shape, 3, 3]``."""
         return so3.uniform(shape, dtype=dtype, device=device, generator=generator)
 
-    def draw(self, x1: torch.Tensor, t, generator=None, x0: torch.Tensor | None = None) -> PathSample:
-        """``r_t`` on the geodesic from ``x0`` (given, or drawn from the prior) to ``x1``."""
-        if x0 is None:
-            x0 = self.prior(x1.shape[:-2], generator, x1.dtype, x1.device)
-        return PathSample(self.sample(x0, x1, t), x1, x0)
+    def _prior_shape(self, x1: torch.Tensor):
+        return x1.shape[:-2]  # one rotation per [3, 3] matrix
 
-    def target(self, record: PathSample, t) -> torch.Tensor:
-        """Conditional body-frame velocity at ``record.x_t`` ``[..., 3]`` (rad per unit time)."""
-        return self.estimate(record.x_t, record.x1, t)
-
-    def estimate(self, x: torch.Tensor, x1_hat: torch.Tensor, t) -> torch.Tensor:
-        """:meth:`target`'s formula at state ``x`` with the prediction ``x1_hat`` in place of ``x1``."""
-        return self.velocity(x, x1_hat, t)
-
-    def regression_time(self, t: torch.Tensor, t_clip: float) -> torch.Tensor:
-        """Clipped: the velocity is ``alpha'/(1 - alpha)`` times the time-free ``log(r^T r_1)``."""
-        return clipped_time(t, t_clip)
+    # draw / target / estimate / regression_time: EndpointInterpolation. The target is the
+    # body-frame velocity [..., 3] (rad per unit time), alpha'/(1 - alpha) times log(r^T r_1).
 
     def prediction_step(self):
         """Moves the exact fraction of the geodesic to the prediction that the schedule gives."""
