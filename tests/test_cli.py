@@ -49,8 +49,8 @@ def test_sampling_never_imports_the_training_framework(tmp_path):
     assert out.strip().splitlines()[-1] == "0 []"
 
 
-def test_sample_gallery_draws_from_memory(tmp_path):
-    """The gallery of a fresh run is drawn from the arrays just sampled, not by re-reading the PDB files."""
+def test_sample_gallery_draws_from_the_samplers_arrays(tmp_path):
+    """The gallery is drawn from the CA arrays the sampler recorded, not by re-reading the PDB files."""
     code = ("import sys\nfrom multiflow_gm.cli.main import main\n"
             f"rc = main(['sample', '--lengths', '20', '--num', '2', '--steps', '2', '--out', {str(tmp_path)!r}, "
             "'--no-progress', '--threads', '1'])\n"

@@ -53,11 +53,11 @@ def _describe(atoms: np.ndarray, sequence: str) -> dict:
 
 
 def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress: bool = True,
-                 log=print, drawn_ca: dict[str, np.ndarray] | None = None) -> dict:
+                 log=print) -> dict:
     """Draw every requested sample not yet on disk; returns the run summary (also saved as JSON).
 
-    ``drawn_ca``: if given, receives the CA trace ``[L, 3]`` (Angstrom) of every sample drawn
-    now, by name, so a gallery needs no re-reading of the files just written.
+    Each sample's record (``records/<name>.json``) keeps its CA trace at full precision, so a
+    gallery draws from the sampler's own arrays (:func:`sample_traces`), not from the PDB text.
     """
     from tqdm import tqdm
 
@@ -87,14 +87,25 @@ def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress
             for i, name in enumerate(names):
                 sequence = alphabet.indices_to_sequence(out["aatype"][i].tolist())
                 write_backbone_pdb(pdb_dir / f"{name}.pdb", atoms[i].numpy(), sequence)
-                if drawn_ca is not None:
-                    drawn_ca[name] = atoms[i, :, 1].numpy()
-                record = _describe(atoms[i].numpy(), sequence) | {"name": name, "seconds": seconds}
+                record = _describe(atoms[i].numpy(), sequence) | {"name": name, "seconds": seconds,
+                                                                  "ca": atoms[i, :, 1].tolist()}
                 atomic_write_text(records_path / f"{name}.json", json.dumps(record))
                 log(f"{name}: {length} res, CA-CA {record['ca_ca_mean']:.2f}±{record['ca_ca_std']:.2f} A, "
                     f"{seconds:.1f} s, {sequence[:40]}{'...' if length > 40 else ''}")
                 drawn += 1
     return _finish(job, drawn, time.perf_counter() - start)
+
+
+def sample_traces(out: Path) -> list[tuple[str, np.ndarray]] | None:
+    """``(name, CA [L, 3] in Angstrom)`` of every sample recorded in ``out``, by name; None when
+    a record predates the CA field (a run resumed from an older version)."""
+    traces = []
+    for path in sorted((Path(out) / "records").glob("*.json")):
+        record = json.loads(path.read_text())
+        if "ca" not in record:
+            return None
+        traces.append((record["name"], np.asarray(record["ca"], dtype=np.float64)))
+    return traces
 
 
 def _finish(job: SampleJob, drawn: int, seconds: float) -> dict:

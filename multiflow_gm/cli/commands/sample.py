@@ -127,10 +127,9 @@ def run(args) -> int:
     job = SampleJob(lengths=lengths, num=args.num, out=args.out, mode=args.mode, seed=args.seed,
                     batch_size=args.batch_size, sequence=sequence, backbone=backbone, device=args.device)
     print(f"model {ckpt} | mode {args.mode} | {args.num} x lengths {lengths} | {sampling.num_steps} steps")
-    drawn_ca: dict = {}
-    summary = run_sampling(network, process, sampling, job, progress=not args.no_progress, drawn_ca=drawn_ca)
+    summary = run_sampling(network, process, sampling, job, progress=not args.no_progress)
     if not args.no_gallery:
-        _gallery(args.out, drawn_ca)
+        _gallery(args.out)
     print(f"{summary['samples']} samples in {args.out / 'samples'} ({summary['drawn_this_run']} drawn now, "
           f"{summary['seconds_this_run']:.0f} s); sequences in {args.out / 'samples.fasta'}")
     # The first note names the chain used; any further one says what was left out.
@@ -140,15 +139,15 @@ def run(args) -> int:
     return 3 if left_out else 0
 
 
-def _gallery(out: Path, drawn_ca: dict) -> None:
-    """CA-trace gallery of the samples drawn now, from memory; a resumed run that drew
-    nothing new reads the earlier samples back from their files."""
+def _gallery(out: Path) -> None:
+    """CA-trace gallery of every sample in ``out``, from the CA arrays the sampler recorded
+    (the PDB files are read back only for records written before they held the trace)."""
     from multiflow_gm.protein.evaluation.plots import ca_trace_gallery
     from multiflow_gm.protein.evaluation.secondary_structure import psea_states
+    from multiflow_gm.protein.sample_writer import sample_traces
 
-    if drawn_ca:
-        traces = sorted(drawn_ca.items())
-    else:
+    traces = sample_traces(out)
+    if traces is None:
         from multiflow_gm.protein.evaluation.samples import load_sample_directory
 
         chains, _ = load_sample_directory(out / "samples", min_length=1)
