@@ -102,13 +102,17 @@ def _metric_check_md(check: dict) -> str:
 
 
 def cmd_report(args) -> None:
+    """Copy the run's latest table (as ``--as`` NAME.json / NAME.md), the curves, the metric
+    check and the sample grids to results/images/."""
     out = ROOT / "results" / "images"
     out.mkdir(parents=True, exist_ok=True)
     copied = []
+    renames = {"results.json": f"{args.name}.json", "results.md": f"{args.name}.md",
+               "alpha_sweep.png": f"{args.name}.png" if args.name != "results" else "alpha_sweep.png"}
     for name in ["results.json", "results.md", "alpha_sweep.png", "curves.json", "curves.png", "metric_check.json"]:
         if (args.run / name).is_file():
-            shutil.copyfile(args.run / name, out / name)
-            copied.append(name)
+            shutil.copyfile(args.run / name, out / renames.get(name, name))
+            copied.append(renames.get(name, name))
     for grid in sorted(args.run.glob("samples_*.png")):
         shutil.copyfile(grid, out / grid.name)
         copied.append(grid.name)
@@ -133,7 +137,9 @@ def main() -> None:
     sweep.add_argument("--steps", type=int, required=True)
     sweep.add_argument("--num-samples", type=int, default=500)
     sweep.add_argument("--networks-apart-first", action="store_true")
-    sub.add_parser("report")
+    report = sub.add_parser("report")
+    report.add_argument("--as", dest="name", default="results",
+                        help="file name of the copied table (e.g. alpha_sweep_nfe50 for a second table)")
     args = parser.parse_args()
     args.run.mkdir(parents=True, exist_ok=True)
     {"train": cmd_train, "curves": cmd_curves, "metric-check": cmd_metric_check, "sweep": cmd_sweep,

@@ -185,7 +185,9 @@ def plot_sweep(results: dict, path: Path) -> Path | None:
         ax.set_yscale("log")
         ax.set_xlabel("flow weight alpha")
         ax.set_title(family, fontsize=9)
-    axes[0][0].set_ylabel("distance (log); dashed: flow, dotted: jump, black: floor")
+    axes[0][0].set_ylabel("distance (log)")
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.text(0.5, 0.01, "dashed: flow alone at the same NFE (colour); dotted: jump alone; black: held-out floor",
+             ha="center", fontsize=8)
     return atomic_save_figure(fig, path, dpi=110)
