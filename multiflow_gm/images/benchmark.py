@@ -21,7 +21,6 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from multiflow_gm.images.intervals import difference_interval, distance_interval
 from multiflow_gm.images.metric import build_metric, floor_images_features, load_features, save_features
 from multiflow_gm.images.report import console_table, markdown_table, plot_sweep, save_sample_grid
 from multiflow_gm.images.sampling import ModelSpec, linear_alpha, model_spec, sample_images
+from multiflow_gm.images.files import read_json_or_empty
 from multiflow_gm.images.heads import ImageGeneratorNet
 
 
@@ -91,15 +91,6 @@ def _eval_key(config: ImageBenchConfig, metric_label: str, num_samples: int, row
     return {"metric": metric_label, "num_samples": num_samples, "alpha": alpha, "seed": config.sampling.seed}
 
 
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def evaluate_benchmark(config: ImageBenchConfig, rows: list[Row], nfes: list[int], data,
                        networks: dict[str, ImageGeneratorNet], steps: dict[str, int], out_dir: Path,
                        log: Callable[[str], None] = print, progress: bool = True,
@@ -136,7 +127,7 @@ def evaluate_benchmark(config: ImageBenchConfig, rows: list[Row], nfes: list[int
             grid = out_dir / f"samples_{row.file_stem}.png"
             stem = f"{row.file_stem}_nfe{nfe}"  # alpha's dot: no Path.with_suffix here
             feature_file, record_file = out_dir / "features" / f"{stem}.npz", out_dir / "features" / f"{stem}.json"
-            cell = _read_json(record_file)
+            cell = read_json_or_empty(record_file)
             needs_grid = nfe == max(nfes) and not grid.is_file()
             if (cell and cell.get("eval_key") == key and cell.get("network_step") == step and not needs_grid
                     and feature_file.is_file()):

@@ -26,6 +26,7 @@ from multiflow_gm.atomic_files import atomic_save_figure, atomic_write_json
 from multiflow_gm.core import CondOTPath
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import ImageData, to_unit_range
+from multiflow_gm.images.files import read_json_or_empty
 from multiflow_gm.images.intervals import distance_interval
 from multiflow_gm.images.metric import ImageMetric
 from multiflow_gm.images.objective import training_losses
@@ -63,7 +64,7 @@ def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
     store = out_dir / "curves.json"
     key = {"metric": metric.label, "nfe": config.eval.curve_nfe, "samples": config.eval.curve_samples,
            "seed": config.sampling.seed}
-    previous = _read(store)
+    previous = read_json_or_empty(store)
     curves = previous.get("curves", {}) if previous.get("key") == key else {}
     for network in networks:
         points = {p["step"]: p for p in curves.get(network, [])}
@@ -90,14 +91,6 @@ def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
         curves[network] = [points[s] for s in sorted(points)]
     atomic_write_json(store, {"key": key, "curves": curves})
     return curves
-
-
-def _read(path: Path) -> dict:
-    import json
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def stopped_improving(values: list[float], patience: int = 3, tolerance: float = 0.02) -> bool:
@@ -170,7 +163,7 @@ def run_curves(config: ImageBenchConfig, networks: list[str], out_dir: Path,
     curves = score_snapshots(config, data, metric, out_dir, networks, log)
     summary = curve_summary(curves)
     store = Path(out_dir) / "curves.json"
-    atomic_write_json(store, {**_read(store), "floor": floor, "summary": summary})
+    atomic_write_json(store, {**read_json_or_empty(store), "floor": floor, "summary": summary})
     label = f"{metric.label}\n{config.eval.curve_samples} images, NFE {config.eval.curve_nfe}"
     plot_curves(curves, floor, Path(out_dir) / "curves.png", label)
     for network, info in summary.items():

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
 from multiflow_gm.errors import UserError
+
+
+def read_json_or_empty(path: Path) -> dict:
+    """A JSON record the benchmark wrote, or ``{}`` when it is missing or unreadable (then redone)."""
+    try:
+        return json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def load_torch_file(path: Path) -> dict:
