@@ -12,6 +12,14 @@ import math
 import torch
 from torch import nn
 
+from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein.model import frames as fr
+
+# Ideal N, CA, C and virtual CB in the residue frame (nm): rigid in the frame, so the
+# 16 distances between two residues' atoms encode their relative orientation as well as
+# their separation (ProteinMPNN's edge features; N-O-like pairs see strand hydrogen bonds).
+_BACKBONE_LOCAL_NM = torch.tensor([rc.IDEAL_N, rc.IDEAL_CA, rc.IDEAL_C, rc.IDEAL_CB], dtype=torch.float64) / 10.0
+
 
 def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal encoding ``[..., dim]`` of a real tensor ``x [...]``."""
@@ -97,20 +105,45 @@ class NodeEmbedder(nn.Module):
         return self.out(s) * residue_mask[..., None]
 
 
+def backbone_pair_distances(rotations: torch.Tensor, translations_nm: torch.Tensor,
+                            neighbours: torch.Tensor | None) -> torch.Tensor:
+    """Distances ``[B, L, K, 16]`` (nm) between the ideal N, CA, C, CB of residue i and those of j.
+
+    Frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm); dense (``K = L``) or sparse edges.
+    """
+    local = _BACKBONE_LOCAL_NM.to(translations_nm)
+    atoms = fr.apply(rotations, translations_nm, local.expand(*translations_nm.shape[:-1], 4, 3))  # [B, L, 4, 3]
+    atoms_i, atoms_j = pairwise(atoms, neighbours)
+    diff = atoms_i[..., :, None, :] - atoms_j[..., None, :, :]                                     # [B, L, K, 4, 4, 3]
+    return diff.norm(dim=-1).flatten(-2)
+
+
 class EdgeEmbedder(nn.Module):
     """Pair features -> ``[B, L, K, c_z]``: relative sequence position, current CA
-    distances and self-conditioned CA distances (RBFs, nm), node projections."""
+    distances and self-conditioned CA distances (RBFs, nm), node projections and,
+    with ``backbone_pairs``, RBFs of the 16 distances between the two residues'
+    N, CA, C, CB atoms placed by the current frames.
 
-    def __init__(self, c_s: int, c_z: int, max_relpos: int = 32, num_rbf: int = 32, max_distance_nm: float = 2.0):
+    The backbone-pair projection starts at zero, so switching it on in a trained
+    network leaves its function unchanged until training moves it.
+    """
+
+    def __init__(self, c_s: int, c_z: int, max_relpos: int = 32, num_rbf: int = 32, max_distance_nm: float = 2.0,
+                 backbone_pairs: bool = False, backbone_rbf: int = 16):
         super().__init__()
         self.max_relpos, self.num_rbf, self.max_distance = max_relpos, num_rbf, max_distance_nm
         self.relpos = nn.Embedding(2 * max_relpos + 1, c_z)
         self.node_i = nn.Linear(c_s, c_z, bias=False)
         self.node_j = nn.Linear(c_s, c_z, bias=False)
         self.distances = nn.Linear(2 * num_rbf, c_z)
+        self.backbone_rbf = backbone_rbf
+        self.backbone = nn.Linear(16 * backbone_rbf, c_z, bias=False) if backbone_pairs else None
+        if self.backbone is not None:
+            nn.init.zeros_(self.backbone.weight)
         self.out = nn.Sequential(nn.ReLU(), nn.Linear(c_z, c_z), nn.LayerNorm(c_z))
 
-    def forward(self, s, ca_nm, sc_ca_nm, residue_index, neighbours):
+    def forward(self, s, ca_nm, sc_ca_nm, residue_index, neighbours, rotations=None):
+        """``rotations`` ``[B, L, 3, 3]`` of the current frames: needed with backbone-pair features."""
         pos_i, pos_j = pairwise(residue_index, neighbours)
         rel = (pos_j - pos_i).clamp(-self.max_relpos, self.max_relpos) + self.max_relpos
         ca_i, ca_j = pairwise(ca_nm, neighbours)
@@ -120,4 +153,8 @@ class EdgeEmbedder(nn.Module):
         _, node_j = pairwise(self.node_j(s), neighbours)
         z = pair_linear(feats.to(s.dtype), self.distances).add_(self.relpos(rel)).add_(self.node_i(s)[:, :, None])
         z = z.add_(node_j)
+        if self.backbone is not None:
+            distances = backbone_pair_distances(rotations.to(ca_nm.dtype), ca_nm, neighbours)
+            features = rbf(distances, self.backbone_rbf, self.max_distance).flatten(-2)
+            z = z.add_(pair_linear(features.to(s.dtype), self.backbone))
         return self.out(z)

@@ -39,6 +39,7 @@ class ModelConfig:
     sequence_window: int = 8
     checkpoint_blocks: bool = False
     so3_jump_head: bool = False
+    backbone_pair_features: bool = False
 
     def __post_init__(self):
         for key in ("c_s", "c_z", "c_hidden", "num_heads", "num_blocks", "edge_hidden", "knn"):
@@ -53,7 +54,7 @@ class CoDesignNetwork(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.nodes = NodeEmbedder(cfg.c_s, NUM_AMINO_ACIDS)
-        self.edges = EdgeEmbedder(cfg.c_s, cfg.c_z)
+        self.edges = EdgeEmbedder(cfg.c_s, cfg.c_z, backbone_pairs=cfg.backbone_pair_features)
         self.blocks = nn.ModuleList([
             TrunkBlock(cfg.c_s, cfg.c_z, cfg.c_hidden, cfg.num_heads, cfg.num_qk_points, cfg.num_v_points,
                        cfg.seq_heads, cfg.seq_layers, cfg.edge_hidden, update_edges=i < cfg.num_blocks - 1)
@@ -83,7 +84,7 @@ class CoDesignNetwork(nn.Module):
         neighbours = None
         if self.cfg.pair_mode == "sparse":
             neighbours = select_neighbours(translations, mask, self.cfg.knn, self.cfg.sequence_window)
-        z = self.edges(s, translations.to(dtype), sc_translations.to(dtype), residue_index, neighbours)
+        z = self.edges(s, translations.to(dtype), sc_translations.to(dtype), residue_index, neighbours, rotations)
         # Frames stay in float32 (or float64) whatever the autocast dtype of the trunk.
         rotations, translations = rotations.to(dtype), translations.to(dtype)
         padding = None if bool(mask.all()) else ~mask  # decided once, not in every block

@@ -46,8 +46,9 @@ def _validation_callback(cfg: TrainConfig, cache_dir: Path, out_dir: Path, ema: 
     return ValidationCallback(ValidationSet.from_cache(chains, cfg.validation), out_dir, ema)
 
 
-# Heads a config may add on top of a trained trunk (they start from their initialisation).
-OPTIONAL_HEADS = ("jump_intensity.",)
+# Parts a config may add on top of a trained trunk (they start from their initialisation;
+# the backbone-pair edge projection starts at zero, so the network's function is unchanged).
+OPTIONAL_HEADS = ("jump_intensity.", "edges.backbone.")
 
 
 def _initialise_from(module: CoDesignModule, path: str) -> None:

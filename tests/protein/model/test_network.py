@@ -25,13 +25,17 @@ def _inputs(b=2, l=14, dtype=torch.float64, seed=0):
                 sc_probs=torch.softmax(torch.randn(b, l, NUM_AMINO_ACIDS, dtype=dtype, generator=g), -1))
 
 
+@pytest.mark.parametrize("backbone_pairs", [False, True])
 @pytest.mark.parametrize("pair_mode", ["dense", "sparse"])
-def test_se3_equivariance_float64(pair_mode):
+def test_se3_equivariance_float64(pair_mode, backbone_pairs):
     torch.manual_seed(0)
-    net = CoDesignNetwork(ModelConfig(**TINY, pair_mode=pair_mode, so3_jump_head=True)).double()
-    # Zero-initialised backbone updates would make the frame check trivial: randomise them.
+    net = CoDesignNetwork(ModelConfig(**TINY, pair_mode=pair_mode, so3_jump_head=True,
+                                      backbone_pair_features=backbone_pairs)).double()
+    # Zero-initialised backbone updates (and backbone-pair projection) would make the check trivial.
     for block in net.blocks:
         torch.nn.init.normal_(block.backbone_update.weight, std=0.1)
+    if backbone_pairs:
+        torch.nn.init.normal_(net.edges.backbone.weight, std=0.1)
     net.eval()
     inputs = _inputs()
     g = so3.exp(torch.tensor([0.4, -1.3, 2.2], dtype=torch.float64))
@@ -48,6 +52,35 @@ def test_se3_equivariance_float64(pair_mode):
     assert torch.allclose(out_moved["translations"][mask], (out["translations"] @ g.T + shift)[mask], atol=1e-4)
     for key in ("logits", "jump_intensity"):
         assert torch.allclose(out_moved[key][mask], out[key][mask], atol=1e-4), key
+
+
+def test_backbone_pair_distances_match_placed_atoms():
+    from multiflow_gm.protein.geometry import backbone_from_frames
+    from multiflow_gm.protein.model.embeddings import backbone_pair_distances
+
+    inputs = _inputs(b=1, l=6)
+    rot, trans = inputs["rotations"], inputs["translations"]
+    dist = backbone_pair_distances(rot, trans, None)                      # [1, 6, 6, 16] nm
+    atoms = backbone_from_frames(rot, trans * 10.0, inputs["residue_mask"])  # Angstrom, N CA C O CB
+    picked = atoms[0][:, [0, 1, 2, 4]] / 10.0                              # N, CA, C, CB in nm
+    i, j, a, b = 2, 5, 0, 3                                               # N of residue 2 to CB of residue 5
+    assert torch.isclose(dist[0, i, j, a * 4 + b], (picked[i, a] - picked[j, b]).norm(), atol=1e-9)
+    assert torch.allclose(dist[0, i, i].reshape(4, 4), dist[0, i, i].reshape(4, 4).T, atol=1e-12)
+    assert torch.isclose(dist[0, i, j, 1 * 4 + 1], (trans[0, i] - trans[0, j]).norm(), atol=1e-9)
+
+
+def test_backbone_pair_features_start_as_the_same_function():
+    """Switched on in a trained network, the zero-initialised projection changes nothing at first."""
+    torch.manual_seed(2)
+    plain = CoDesignNetwork(ModelConfig(**TINY)).double().eval()
+    extended = CoDesignNetwork(ModelConfig(**TINY, backbone_pair_features=True)).double().eval()
+    missing, unexpected = extended.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["edges.backbone.weight"] and not unexpected
+    inputs = _inputs(b=2, l=9)
+    with torch.no_grad():
+        a, b = plain(**inputs), extended(**inputs)
+    assert torch.allclose(a["logits"], b["logits"], atol=1e-12)
+    assert torch.allclose(a["translations"], b["translations"], atol=1e-12)
 
 
 def test_padding_does_not_change_valid_residues():
