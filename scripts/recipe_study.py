@@ -31,7 +31,8 @@ from multiflow_gm.training.protein.validation_callback import read_validation  #
 
 STUDY = ROOT / "configs" / "protein" / "recipe_study.yaml"
 COLUMNS = (("pred_clash_t0.25", "clash@0.25", "{:.3f}"), ("pred_clash_t0.5", "clash@0.5", "{:.3f}"), ("pred_clash_t0.8", "clash@0.8", "{:.3f}"),
-           ("pred_clash_t0.95", "clash@0.95", "{:.3f}"), ("ca_rmse_A_t0.8", "CA RMSE@0.8 (A)", "{:.2f}"),
+           ("pred_clash_t0.95", "clash@0.95", "{:.3f}"), ("pred_strand_t0.5", "E@0.5", "{:.3f}"),
+           ("pred_strand_t0.8", "E@0.8", "{:.3f}"), ("ca_rmse_A_t0.8", "CA RMSE@0.8 (A)", "{:.2f}"),
            ("aatype_t0.5", "seq CE@0.5", "{:.3f}"), ("codesign_clash", "co-design clash", "{:.3f}"),
            ("codesign_ca_ca_outside", "CA-CA out", "{:.3f}"), ("codesign_dssp_strand", "DSSP E", "{:.3f}"),
            ("codesign_dssp_helix", "DSSP H", "{:.3f}"), ("codesign_mpnn_nll", "MPNN NLL", "{:.2f}"), ("codesign_mpnn_recovery", "MPNN rec", "{:.3f}"),

@@ -2,8 +2,10 @@
 
 What a training run is judged by, measured on chains it never trains on:
 
-* denoising: per-modality losses and the clash fraction of the clean-structure
-  prediction on validation chains corrupted at fixed times (co-design task);
+* denoising: per-modality losses, the clash fraction and the DSSP strand fraction
+  of the clean-structure prediction on validation chains corrupted at fixed times
+  (co-design task; strands are non-local, so this shows from which time the
+  network can place them);
 * folding: TM-score (normalised by the native length) of structures sampled for
   validation sequences; inverse folding: recovery of the native sequence by
   sequences designed for validation backbones;
@@ -93,7 +95,9 @@ class ValidationSet:
 @torch.no_grad()
 def denoising_metrics(network, process: CoDesignProcess, data: ValidationSet, cfg: ValidationConfig,
                       loss_cfg: LossConfig) -> dict[str, float]:
-    """Losses and clean-prediction clash fraction at each validation time (co-design task)."""
+    """Losses, clean-prediction clash and strand fractions at each validation time (co-design task)."""
+    from multiflow_gm.protein.evaluation.secondary_structure import dssp_available
+
     out = {}
     batch, mask = data.batch, data.batch["residue_mask"]
     size = mask.shape[0]
@@ -114,7 +118,18 @@ def denoising_metrics(network, process: CoDesignProcess, data: ValidationSet, cf
         out[f"pred_clash_t{t:g}"] = float(clash_fraction(nm_to_angstrom(pred["translations"], scale), mask).mean())
         ca_err = ((pred["translations"] - noisy["trans_1"]) ** 2).sum(-1)
         out[f"ca_rmse_A_t{t:g}"] = float(nm_to_angstrom(((ca_err * mask).sum() / mask.sum()).sqrt(), scale))
+        if dssp_available():
+            out[f"pred_strand_t{t:g}"] = strand_fraction(pred["rotations"], nm_to_angstrom(pred["translations"], scale), mask)
     return out
+
+
+def strand_fraction(rotations: torch.Tensor, translations_angstrom: torch.Tensor, mask: torch.Tensor) -> float:
+    """Fraction of valid residues DSSP assigns to strands, over a batch of frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (A)."""
+    from multiflow_gm.protein.evaluation.secondary_structure import dssp_states
+
+    atoms = backbone_from_frames(rotations, translations_angstrom, mask)[..., :4, :].double().numpy()
+    states = np.concatenate([dssp_states(a[m]) for a, m in zip(atoms, mask.numpy())])
+    return float(np.mean(states == "E"))
 
 
 def heldout_metrics(network, process: CoDesignProcess, data: ValidationSet, cfg: ValidationConfig,

@@ -13,7 +13,7 @@ from multiflow_gm.protein.data.splits import SplitSettings, split_of, write_spli
 from multiflow_gm.protein.evaluation.geometry_metrics import backbone_geometry
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.process import CoDesignProcess
-from multiflow_gm.protein.validation import ValidationSet, clash_fraction, validate
+from multiflow_gm.protein.validation import ValidationSet, clash_fraction, strand_fraction, validate
 from multiflow_gm.training.protein.config import TrainConfig
 from multiflow_gm.training.protein.trainer import train
 from multiflow_gm.training.protein.validation_callback import read_validation
@@ -34,6 +34,36 @@ def test_clash_fraction_matches_the_evaluator():
         expected = backbone_geometry(atoms)["clash_residue_fraction"]
         got = clash_fraction(torch.tensor(ca)[None], torch.ones(1, 50, dtype=torch.bool)).item()
         assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_strand_fraction_from_frames_matches_dssp_of_the_real_atoms():
+    """A real chain rich in strands: DSSP on its frames' ideal atoms agrees with DSSP on the file's atoms."""
+    import os
+
+    from multiflow_gm.protein.evaluation.secondary_structure import dssp_available, dssp_states
+    from multiflow_gm.protein.geometry import frames_from_backbone
+    from multiflow_gm.protein.structure_io import read_chains
+
+    if not dssp_available():
+        pytest.skip("pydssp is not installed")
+    shared = Path(os.environ.get("MULTIFLOW_GM_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+    files = sorted((shared / "pdb_subset").glob("*.pdb.gz"))[:40]
+    if not files:
+        pytest.skip(f"real structures not found at {shared / 'pdb_subset'} (set MULTIFLOW_GM_SHARED_DATA)")
+    checked = 0
+    for path in files:
+        for chain in read_chains(path).chains:
+            atoms = chain.atoms.astype(np.float64)
+            native = float(np.mean(dssp_states(atoms) == "E"))
+            if native < 0.2 or len(chain) > 300:
+                continue
+            frames = frames_from_backbone(*(torch.tensor(atoms[:, k]) for k in range(3)))
+            got = strand_fraction(frames[0][None], frames[1][None], torch.ones(1, len(chain), dtype=torch.bool))
+            assert got == pytest.approx(native, abs=0.05), chain.name
+            checked += 1
+        if checked >= 3:
+            break
+    assert checked > 0, "no strand-rich chain among the first files"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +87,8 @@ def test_validation_is_deterministic_and_finite(split_cache, single_thread):
     assert first == second
     for key in ("pred_clash_t0.5", "translation_t0.95", "fold_tm", "inverse_fold_recovery", "codesign_clash"):
         assert np.isfinite(first[key]), key
+    strands = [value for key, value in first.items() if key.startswith("pred_strand_t")]
+    assert all(0.0 <= value <= 1.0 for value in strands)
     assert 0.0 <= first["inverse_fold_recovery"] <= 1.0
 
 
