@@ -137,6 +137,7 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
     ``recovery`` (mean over the ``num_designs`` sequences), ``recovery_best``,
     ``designs`` (the sequences) and ``design_seconds``.
     """
+    from multiflow_gm.protein.coordinates import ca_angstrom
     from multiflow_gm.protein.sampling import sample_batch
 
     unknown = sorted(set(tasks) - set(TASKS))
@@ -161,7 +162,7 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
                 out = sample_batch(network, process, sampling_cfg, num_structures, len(aatype), "fold",
                                    sequence=torch.as_tensor(aatype), device=device,
                                    generator=chain_generator(seed, name, "fold", device))
-                predicted.append(out["translations"].double().cpu().numpy())  # CA traces [K, L, 3] Angstrom
+                predicted.append(ca_angstrom(out, process.cfg.translation_scale).double().cpu().numpy())  # [K, L, 3] A
                 natives.append(atoms[:, 1])
                 row["fold_seconds"] = time.perf_counter() - start
                 if progress:
@@ -171,7 +172,7 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
                 out = sample_batch(network, process, sampling_cfg, num_designs, len(aatype), "inverse-fold",
                                    backbone=native_frames(atoms), device=device,
                                    generator=chain_generator(seed, name, "inverse-fold", device))
-                designs = [alphabet.indices_to_sequence(s) for s in out["aatype"].cpu().tolist()]
+                designs = [alphabet.indices_to_sequence(s) for s in out.aatype.cpu().tolist()]
                 recoveries = [sequence_recovery(d, aatype) for d in designs]
                 row.update(recovery=_mean(recoveries), recovery_best=_max(recoveries), designs=designs,
                            design_seconds=time.perf_counter() - start)
