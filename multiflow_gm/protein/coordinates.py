@@ -1,6 +1,7 @@
 """The one adapter between structures in Angstrom and frame batches in nm, with centring.
 
-Structures are read, cached, evaluated and written in Angstrom (``ProteinChain`` and the
+Structures are read, cached, evaluated and written in Angstrom (a
+:class:`~multiflow_gm.protein.structure.BackboneStructure`, a cached ``ProteinChain`` and the
 collated example dict of :func:`~multiflow_gm.protein.data.batching.collate_chains`); the
 co-design paths, the network and the sampler work on a
 :class:`~multiflow_gm.protein.frame_batch.FrameBatch` in nanometres, so CA positions of the
