@@ -72,6 +72,17 @@ def record_cli_sampling(root: Path) -> dict:
     return out
 
 
+def _angstrom_sample(res, process) -> dict:
+    """``rotations``, ``translations`` (Angstrom) and ``aatype`` of a sampled batch: checkouts from
+    before the typed frame batch return this dict, later ones a ``FrameBatch`` in nm."""
+    if isinstance(res, dict):
+        return res
+    from multiflow_gm.protein.coordinates import ca_angstrom
+
+    return {"rotations": res.rotations, "translations": ca_angstrom(res, process.cfg.translation_scale),
+            "aatype": res.aatype}
+
+
 def record_direct_sampling() -> dict:
     """Full-precision frames and sequences from ``sample_batch`` in every mode."""
     import torch
@@ -89,7 +100,7 @@ def record_direct_sampling() -> dict:
 
     def run(name, proc, sampling, mode="codesign", **kwargs):
         g = torch.Generator().manual_seed(11)
-        res = sample_batch(network, proc, sampling, 2, LENGTH, mode, generator=g, **kwargs)
+        res = _angstrom_sample(sample_batch(network, proc, sampling, 2, LENGTH, mode, generator=g, **kwargs), proc)
         for key, value in res.items():
             out[f"sample/direct/{name}/{key}"] = _flat(value)
         return res
@@ -144,6 +155,16 @@ def _synthetic_batch(torch, so3, generator, batch=4, length=12):
             "residue_index": torch.arange(length).expand(batch, length)}
 
 
+def _clean_frames(batch: dict, process):
+    """What ``corrupt`` takes: the collated dict in checkouts from before the typed frame batch,
+    its ``FrameBatch`` (nm) in later ones."""
+    try:
+        from multiflow_gm.protein.coordinates import frame_batch_from_collated
+    except ImportError:
+        return batch
+    return frame_batch_from_collated(batch, process.cfg.translation_scale)
+
+
 def record_losses() -> dict:
     """``codesign_losses`` and ``corrupt`` on a fixed batch, per rotation path."""
     import torch
@@ -163,7 +184,7 @@ def record_losses() -> dict:
         process = CoDesignProcess(process_cfg)
         t_struct = torch.tensor([0.05, 0.5, 0.95, 1.0])
         t_seq = torch.tensor([0.3, 1.0, 0.7, 0.2])
-        noisy = process.corrupt(batch, t_struct, t_seq, g)
+        noisy = process.corrupt(_clean_frames(batch, process), t_struct, t_seq, g)
         b, length = batch["aatype"].shape
         pred = {"translations": noisy["trans_1"] + 0.1 * torch.randn(b, length, 3, generator=g),
                 "rotations": so3.uniform((b, length), generator=g),

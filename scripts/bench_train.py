@@ -48,6 +48,7 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
     from multiflow_gm.protein.losses import codesign_losses
     from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
     from multiflow_gm.training.ema import EMA
+    from multiflow_gm.protein.coordinates import frame_batch_from_collated
     from multiflow_gm.training.protein.module import CoDesignModule, step_generator
 
     module = CoDesignModule(to_dict(cfg))
@@ -61,7 +62,8 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
         t0 = time.perf_counter()
         size = batch["aatype"].shape[0]
         t_struct, t_seq, _ = module.process.sample_times(size, g)
-        noisy = module.process.corrupt(batch, t_struct, t_seq, g)
+        clean = frame_batch_from_collated(batch, module.process.cfg.translation_scale)
+        noisy = module.process.corrupt(clean, t_struct, t_seq, g)
         sc = None
         t1 = time.perf_counter()
         if cfg.self_condition and torch.rand((), generator=g) < 0.5:

@@ -35,8 +35,8 @@ import torch
 
 from multiflow_gm.core import ConditionalPath, PathSample
 from multiflow_gm.core.losses import generalized_kl, masked_cross_entropy
-from multiflow_gm.protein.geometry import backbone_from_frames
 from multiflow_gm.protein.alphabet import MASK
+from multiflow_gm.protein.coordinates import backbone_atoms_nm
 from multiflow_gm.protein.process import CoDesignProcess
 
 
@@ -127,16 +127,15 @@ def _target_error(path: ConditionalPath, x_t, x1, x1_hat, t, t_clip: float) -> t
     return ((v_true - v_pred) ** 2).sum(-1) / 3
 
 
-def _auxiliary(noisy, pred, mask, scale, cfg: LossConfig):
+def _auxiliary(noisy, pred, mask, nm_per_angstrom: float, cfg: LossConfig):
     """Backbone-atom MSE and CA-distance MSE (FrameFlow's aux loss), each ``[B]`` in nm^2.
 
     The distance term sees pairs closer than ``cfg.aux_pair_cutoff`` in the data, or
     every pair: only then do two residues that are far apart in the data but
     predicted close cost anything.
     """
-    to_angstrom = 1.0 / scale
-    true_atoms = backbone_from_frames(noisy["rot_1"], noisy["trans_1"] * to_angstrom, mask)[..., :4, :] * scale
-    pred_atoms = backbone_from_frames(pred["rotations"], pred["translations"] * to_angstrom, mask)[..., :4, :] * scale
+    true_atoms = backbone_atoms_nm(noisy["rot_1"], noisy["trans_1"], mask, nm_per_angstrom)
+    pred_atoms = backbone_atoms_nm(pred["rotations"], pred["translations"], mask, nm_per_angstrom)
     atom_err = _per_example_mean(((true_atoms - pred_atoms) ** 2).sum(-1).mean(-1), mask)
     d_true = torch.cdist(noisy["trans_1"], noisy["trans_1"])
     d_pred = torch.cdist(pred["translations"], pred["translations"])

@@ -25,7 +25,8 @@ from multiflow_gm.core import (CondOTPath, ConditionalPath, ExponentialRateSched
                                IsotropicSO3Path, LinearScheduler, MixtureTokenPath, so3)
 from multiflow_gm.core.paths.so3_isotropic import KAPPA_MAX_LIMIT
 from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS, model_tokens
-from multiflow_gm.protein.coordinates import NM_PER_ANGSTROM, angstrom_to_nm, center_positions
+from multiflow_gm.protein.coordinates import NM_PER_ANGSTROM, center_positions
+from multiflow_gm.protein.frame_batch import FrameBatch
 from multiflow_gm.protein.noise_pairing import pair_noise
 
 
@@ -117,27 +118,27 @@ class CoDesignProcess:
         t_struct = torch.where(task == 2, torch.ones_like(t_struct), t_struct)
         return t_struct, t_seq, task
 
-    def corrupt(self, batch: dict, t_struct, t_seq, generator=None) -> dict:
-        """Noisy state at the given times from a collated batch (Angstrom frames).
+    def corrupt(self, clean: FrameBatch, t_struct, t_seq, generator=None) -> dict:
+        """Noisy state at the given times from clean frames (nm, see
+        :func:`~multiflow_gm.protein.coordinates.frame_batch_from_collated`).
 
         Returns clean targets (``trans_1`` nm, ``rot_1``, ``aatype_1`` with unknown
         residues as the mask token) and noisy inputs (``trans_t``, ``rot_t``, ``aatype_t``).
         """
-        mask = batch["residue_mask"].bool()
-        trans_1 = center_positions(angstrom_to_nm(batch["translations"], self.cfg.translation_scale), mask)
-        rot_1 = batch["rotations"]
+        mask = clean.residue_mask
+        trans_1, rot_1 = clean.translations, clean.rotations
         trans_0 = self.sample_translation_prior(mask, generator)
         if self.cfg.noise_pairing != "none":
             trans_0 = pair_noise(trans_0, trans_1, mask, permute=self.cfg.noise_pairing == "ot")
         trans_t = self.translations.draw(trans_1, t_struct, generator, x0=trans_0).x_t * mask[..., None]
         rot_t = self._corrupt_rotations(rot_1, t_struct, generator)
-        aatype_1 = model_tokens(batch["aatype"])
+        aatype_1 = model_tokens(clean.aatype)
         aatype_t = self.sequence.draw(aatype_1, t_seq, generator).x_t
         # Unknown residues carry no type: they stay masked and have no sequence loss.
         aatype_t = torch.where(aatype_1 == MASK, torch.full_like(aatype_t, MASK), aatype_t)
         return {"trans_1": trans_1, "rot_1": rot_1, "aatype_1": aatype_1, "trans_t": trans_t,
                 "rot_t": rot_t, "aatype_t": aatype_t, "t_struct": t_struct, "t_seq": t_seq,
-                "residue_mask": mask, "residue_index": batch["residue_index"]}
+                "residue_mask": mask, "residue_index": clean.residue_index}
 
     def _corrupt_rotations(self, rot_1, t, generator):
         rot_0 = None

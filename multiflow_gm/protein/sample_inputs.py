@@ -9,10 +9,7 @@ with ``evaluate``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from multiflow_gm.errors import UserError
 from multiflow_gm.protein import alphabet
@@ -21,35 +18,10 @@ from multiflow_gm.protein.chain_selection import (
     chain_overview,
     select_protein_chains,
 )
+from multiflow_gm.protein.structure import BackboneStructure
 
 # The network's pair features need two residues.
 MIN_MODEL_LENGTH = 2
-
-
-@dataclass
-class DesignTarget:
-    """A backbone to design a sequence for.
-
-    ``atoms`` float64 ``[L, 4, 3]`` (N, CA, C, O; Angstrom), ``chain_id`` the chain
-    used, ``notes`` what was left out of the file (peptides, dropped residues).
-    """
-
-    source: str
-    chain_id: str
-    atoms: np.ndarray
-    notes: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.atoms)
-
-    def frames(self):
-        """(rotations float32 ``[L, 3, 3]``, translations float32 ``[L, 3]`` in Angstrom) of the backbone."""
-        import torch
-
-        from multiflow_gm.protein.geometry import frames_from_backbone
-
-        atoms = torch.from_numpy(self.atoms).float()
-        return frames_from_backbone(atoms[:, 0], atoms[:, 1], atoms[:, 2])
 
 
 def check_sequence(text: str | None) -> str:
@@ -73,8 +45,8 @@ def _problem_text(problems) -> str:
 
 
 def design_target(path: str | Path, chain: str | None = None,
-                  min_length: int = DEFAULT_MIN_CHAIN_LENGTH) -> DesignTarget:
-    """The one chain of ``path`` to design a sequence for.
+                  min_length: int = DEFAULT_MIN_CHAIN_LENGTH) -> tuple[BackboneStructure, list[str]]:
+    """The one chain of ``path`` to design a sequence for, and notes on what was left out of the file.
 
     Rule: among the protein chains with at least ``min_length`` complete residues,
     ``chain`` picks one by id; without ``chain`` the file must hold exactly one such
@@ -104,4 +76,5 @@ def design_target(path: str | Path, chain: str | None = None,
                         "choose the one to design with --chain ID")
     target = selected[0]
     notes = [_problem_text([p]) for p in problems]
-    return DesignTarget(str(path), target.chain_id, target.atoms, notes)
+    return BackboneStructure(f"{target.raw.entry}_{target.chain_id}", target.atoms, target.aatype, str(path),
+                             target.chain_id), notes

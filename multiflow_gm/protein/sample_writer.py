@@ -18,7 +18,7 @@ import torch
 
 from multiflow_gm.atomic_files import atomic_write_text
 from multiflow_gm.protein import alphabet
-from multiflow_gm.protein.geometry import backbone_from_frames
+from multiflow_gm.protein.coordinates import backbone_atoms_angstrom
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 from multiflow_gm.protein.pdb_writer import write_backbone_pdb
 from multiflow_gm.protein.seeding import seeded_generator
@@ -83,9 +83,11 @@ def run_sampling(network, process, cfg: SamplingConfig, job: SampleJob, progress
                                backbone=job.backbone, device=job.device, progress=bar,
                                generator=_chunk_generator(job.seed, length, chunk, job.device))
             seconds = (time.perf_counter() - t0) / len(names)
-            atoms = backbone_from_frames(out["rotations"].double(), out["translations"].double()).float().cpu()
+            atoms = backbone_atoms_angstrom(out.rotations, out.translations,
+                                            nm_per_angstrom=process.cfg.translation_scale,
+                                            dtype=torch.float64).float().cpu()
             for i, name in enumerate(names):
-                sequence = alphabet.indices_to_sequence(out["aatype"][i].tolist())
+                sequence = alphabet.indices_to_sequence(out.aatype[i].tolist())
                 write_backbone_pdb(pdb_dir / f"{name}.pdb", atoms[i].numpy(), sequence)
                 record = _describe(atoms[i].numpy(), sequence) | {"name": name, "seconds": seconds,
                                                                   "ca": atoms[i, :, 1].tolist()}

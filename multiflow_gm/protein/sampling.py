@@ -16,7 +16,8 @@ import torch
 from multiflow_gm.core import Component, ConditionalPath, JumpParams, JumpStep, simulate, time_grid
 from multiflow_gm.errors import UserError
 from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, model_tokens
-from multiflow_gm.protein.coordinates import angstrom_to_nm, center_positions, nm_to_angstrom
+from multiflow_gm.protein.coordinates import center_positions, centred_translations_nm
+from multiflow_gm.protein.frame_batch import FrameBatch
 from multiflow_gm.protein.process import CoDesignProcess
 
 MODES = ("codesign", "fold", "inverse-fold")
@@ -91,12 +92,13 @@ def _components(process: CoDesignProcess, cfg: SamplingConfig) -> dict[str, Comp
 def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: int, length: int,
                  mode: str = "codesign", sequence: torch.Tensor | None = None,
                  backbone: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 generator: torch.Generator | None = None, device="cpu", progress=None) -> dict:
+                 generator: torch.Generator | None = None, device="cpu", progress=None) -> FrameBatch:
     """Draw ``num`` samples of ``length`` residues.
 
     ``sequence`` ``[length]`` (fold mode) or ``backbone = (rotations [L, 3, 3], translations [L, 3] Angstrom)``
-    (inverse-fold mode) are copied to every sample. Returns ``rotations`` ``[num, L, 3, 3]``,
-    ``translations`` ``[num, L, 3]`` (Angstrom) and ``aatype`` ``[num, L]``.
+    (inverse-fold mode) are copied to every sample. Returns the samples as a :class:`FrameBatch`
+    ``[num, L]`` (translations in nm, centred; every residue valid); the Angstrom views come
+    from :mod:`multiflow_gm.protein.coordinates`.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
@@ -107,11 +109,10 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
     check_jump_support(network, process, cfg)
     mask = torch.ones(num, length, dtype=torch.bool, device=device)
     residue_index = torch.arange(length, device=device).expand(num, length)
-    scale = process.cfg.translation_scale
     if mode == "inverse-fold":
         rot0 = backbone[0].to(device, torch.float32).expand(num, length, 3, 3).clone()
-        trans0 = center_positions(angstrom_to_nm(backbone[1].to(device, torch.float32).expand(num, length, 3), scale),
-                                  mask)
+        trans0 = centred_translations_nm(backbone[1].to(device, torch.float32).expand(num, length, 3), mask,
+                                         process.cfg.translation_scale)
     else:
         trans0 = process.sample_translation_prior(mask, generator)
         rot0 = process.sample_rotation_prior((num, length), generator, device)
@@ -147,7 +148,8 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
     result = simulate(generator_fn, {"trans": trans0, "rot": rot0, "seq": seq0}, _components(process, cfg),
                       grids, generator=generator, progress=progress)
     state = result.state
-    return {"rotations": state["rot"], "translations": nm_to_angstrom(state["trans"], scale), "aatype": state["seq"]}
+    return FrameBatch(rotations=state["rot"], translations=state["trans"], aatype=state["seq"],
+                      residue_index=residue_index, residue_mask=mask)
 
 
 def _rotation_jump(process, cfg, pred, rot, t):

@@ -31,10 +31,10 @@ from multiflow_gm.protein.data.batching import collate_chains
 from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.dataset import ProteinChainDataset
 from multiflow_gm.protein.evaluation.geometry_metrics import CA_CA_WINDOW, CLASH_DISTANCE
-from multiflow_gm.protein.geometry import backbone_from_frames
 from multiflow_gm.protein.losses import LossConfig, codesign_losses
 from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, indices_to_sequence
-from multiflow_gm.protein.coordinates import nm_to_angstrom
+from multiflow_gm.protein.coordinates import (backbone_atoms_angstrom, ca_angstrom, frame_batch_from_collated,
+                                              nm_to_angstrom)
 from multiflow_gm.protein.process import CoDesignProcess
 from multiflow_gm.protein.seeding import seeded_generator, seeded_rng
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
@@ -99,13 +99,14 @@ def denoising_metrics(network, process: CoDesignProcess, data: ValidationSet, cf
     from multiflow_gm.protein.evaluation.secondary_structure import dssp_available
 
     out = {}
-    batch, mask = data.batch, data.batch["residue_mask"]
-    size = mask.shape[0]
     scale = process.cfg.translation_scale
+    clean = frame_batch_from_collated(data.batch, scale)
+    mask = clean.residue_mask
+    size = mask.shape[0]
     for k, t in enumerate(cfg.times):
         generator = _generator(cfg.seed, 1, k)
         times = torch.full((size,), float(t))
-        noisy = process.corrupt(batch, times, times.clone(), generator)
+        noisy = process.corrupt(clean, times, times.clone(), generator)
         inputs = dict(aatype=noisy["aatype_t"], rotations=noisy["rot_t"], translations=noisy["trans_t"],
                       t_struct=times, t_seq=times, residue_index=noisy["residue_index"], residue_mask=mask)
         first = network(**inputs)
@@ -144,12 +145,13 @@ def heldout_metrics(network, process: CoDesignProcess, data: ValidationSet, cfg:
         known = example["aatype"] < NUM_AMINO_ACIDS
         folded = sample_batch(network, process, steps, 1, length, mode="fold", sequence=example["aatype"],
                               generator=_generator(cfg.seed, 2, k))
-        tm, _, _ = tm_align(example["translations"].double().numpy(), folded["translations"][0].double().numpy())
+        folded_ca = ca_angstrom(folded, process.cfg.translation_scale)[0]
+        tm, _, _ = tm_align(example["translations"].double().numpy(), folded_ca.double().numpy())
         tms.append(tm)
         designed = sample_batch(network, process, steps, 1, length, mode="inverse-fold",
                                 backbone=(example["rotations"], example["translations"]),
                                 generator=_generator(cfg.seed, 3, k))
-        same = (designed["aatype"][0] == example["aatype"]) & known
+        same = (designed.aatype[0] == example["aatype"]) & known
         recoveries.append(float(same.sum()) / max(int(known.sum()), 1))
     if not tms:
         return {}
@@ -166,9 +168,10 @@ def codesign_metrics(network, process: CoDesignProcess, cfg: ValidationConfig,
     steps = SamplingConfig(**{**sampling.__dict__, "num_steps": cfg.num_steps})
     drawn = sample_batch(network, process, steps, cfg.codesign_samples, cfg.codesign_length,
                          generator=_generator(cfg.seed, 4))
-    mask = torch.ones(drawn["aatype"].shape, dtype=torch.bool)
-    atoms = backbone_from_frames(drawn["rotations"], drawn["translations"], mask)[..., :4, :].double().numpy()
-    ca = drawn["translations"]
+    scale = process.cfg.translation_scale
+    mask = drawn.residue_mask
+    atoms = backbone_atoms_angstrom(drawn.rotations, drawn.translations, mask, scale)[..., :4, :].double().numpy()
+    ca = ca_angstrom(drawn, scale)
     bonds = (ca[:, 1:] - ca[:, :-1]).norm(dim=-1)
     outside = (bonds < CA_CA_WINDOW[0]) | (bonds > CA_CA_WINDOW[1])
     out = {"codesign_clash": float(clash_fraction(ca, mask).mean()),
@@ -177,8 +180,8 @@ def codesign_metrics(network, process: CoDesignProcess, cfg: ValidationConfig,
         states = np.concatenate([dssp_states(a) for a in atoms])
         out["codesign_dssp_strand"] = float(np.mean(states == "E"))
         out["codesign_dssp_helix"] = float(np.mean(states == "H"))
-    sequences = [indices_to_sequence(row.tolist()) for row in drawn["aatype"]]
-    probs = np.bincount(drawn["aatype"].flatten().numpy(), minlength=NUM_AMINO_ACIDS)[:NUM_AMINO_ACIDS]
+    sequences = [indices_to_sequence(row.tolist()) for row in drawn.aatype]
+    probs = np.bincount(drawn.aatype.flatten().numpy(), minlength=NUM_AMINO_ACIDS)[:NUM_AMINO_ACIDS]
     probs = probs / max(probs.sum(), 1)
     out["codesign_seq_entropy"] = float(-(probs[probs > 0] * np.log(probs[probs > 0])).sum())
     if cfg.mpnn:

@@ -10,12 +10,14 @@ from multiflow_gm.core import so3
 from multiflow_gm.protein.losses import LossConfig, codesign_losses
 from multiflow_gm.protein.noise_pairing import kabsch_rotation, pair_noise
 from multiflow_gm.protein.alphabet import MASK, NUM_MODEL_TOKENS
+from multiflow_gm.protein.coordinates import ca_angstrom, frame_batch_from_collated
 from multiflow_gm.protein.coordinates import center_positions as centre
 from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig, TaskMix
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 
 
 def _batch(b=3, l=12, seed=0):
+    """A collated batch in Angstrom (the file side of the adapter)."""
     g = torch.Generator().manual_seed(seed)
     trans = torch.randn(b, l, 3, generator=g) * 8.0
     return {"translations": trans, "rotations": so3.uniform((b, l), generator=g),
@@ -26,7 +28,7 @@ def _batch(b=3, l=12, seed=0):
 def test_corruption_at_t_one_is_the_data_and_unknowns_stay_masked():
     process = CoDesignProcess(ProcessConfig())
     batch = _batch()
-    noisy = process.corrupt(batch, torch.ones(3), torch.ones(3))
+    noisy = process.corrupt(frame_batch_from_collated(batch), torch.ones(3), torch.ones(3))
     assert torch.allclose(noisy["trans_t"], noisy["trans_1"], atol=1e-6)
     assert torch.allclose(noisy["rot_t"], batch["rotations"], atol=1e-5)
     known = batch["aatype"] < 20
@@ -40,7 +42,7 @@ def test_corruption_at_t_one_is_the_data_and_unknowns_stay_masked():
 def test_corruption_at_t_zero_is_the_prior():
     process = CoDesignProcess(ProcessConfig(noise_pairing="none"))
     batch = _batch(b=64, l=50)
-    noisy = process.corrupt(batch, torch.zeros(64), torch.zeros(64))
+    noisy = process.corrupt(frame_batch_from_collated(batch), torch.zeros(64), torch.zeros(64))
     assert (noisy["aatype_t"] == MASK).all()
     assert abs(noisy["trans_t"].std().item() - 1.0) < 0.05
     angles = so3.angle(noisy["rot_t"]).flatten()
@@ -77,7 +79,7 @@ def test_losses_vanish_at_the_truth():
     process = CoDesignProcess(ProcessConfig())
     batch = _batch()
     t = torch.tensor([0.2, 0.5, 0.95])
-    noisy = process.corrupt(batch, t, t)
+    noisy = process.corrupt(frame_batch_from_collated(batch), t, t)
     logits = torch.nn.functional.one_hot(noisy["aatype_1"], NUM_MODEL_TOKENS).float() * 60.0
     pred = {"rotations": noisy["rot_1"], "translations": noisy["trans_1"], "logits": logits}
     losses = codesign_losses(process, noisy, pred, LossConfig())
@@ -113,9 +115,11 @@ def test_sampler_lands_exactly_on_the_prediction(eta, purity):
     net = ConstantNetwork(target_r, target_t, target_a)
     cfg = SamplingConfig(num_steps=25, eta=eta, purity=purity)
     out = sample_batch(net, process, cfg, 3, l, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(out["rotations"], target_r.expand(3, -1, -1, -1), atol=1e-5)
-    assert torch.allclose(out["translations"], (target_t / 0.1).expand(3, -1, -1), atol=1e-4)
-    assert torch.equal(out["aatype"], target_a.expand(3, -1)) and not (out["aatype"] == MASK).any()
+    assert torch.allclose(out.rotations, target_r.expand(3, -1, -1, -1), atol=1e-5)
+    assert torch.allclose(out.translations, target_t.expand(3, -1, -1), atol=1e-5)
+    assert torch.allclose(ca_angstrom(out), (target_t / 0.1).expand(3, -1, -1), atol=1e-4)
+    assert torch.equal(out.aatype, target_a.expand(3, -1)) and not (out.aatype == MASK).any()
+    assert out.residue_mask.all() and torch.equal(out.residue_index, torch.arange(l).expand(3, l))
 
 
 def test_fold_and_inverse_fold_keep_their_inputs():
@@ -126,9 +130,9 @@ def test_fold_and_inverse_fold_keep_their_inputs():
     cfg = SamplingConfig(num_steps=10)
     sequence = torch.randint(0, 20, (l,), generator=g)
     folded = sample_batch(net, process, cfg, 2, l, mode="fold", sequence=sequence)
-    assert torch.equal(folded["aatype"], sequence.expand(2, -1))
+    assert torch.equal(folded.aatype, sequence.expand(2, -1))
     rot, trans = so3.uniform((l,), generator=g), torch.randn(l, 3, generator=g) * 10
     designed = sample_batch(net, process, cfg, 2, l, mode="inverse-fold", backbone=(rot, trans))
-    assert torch.allclose(designed["rotations"], rot.expand(2, -1, -1, -1))
-    assert torch.allclose(designed["translations"], (trans - trans.mean(0)).expand(2, -1, -1), atol=1e-4)
-    assert torch.equal(designed["aatype"], torch.zeros(2, l, dtype=torch.long))
+    assert torch.allclose(designed.rotations, rot.expand(2, -1, -1, -1))
+    assert torch.allclose(ca_angstrom(designed), (trans - trans.mean(0)).expand(2, -1, -1), atol=1e-4)
+    assert torch.equal(designed.aatype, torch.zeros(2, l, dtype=torch.long))

@@ -4,6 +4,7 @@ import torch
 
 from multiflow_gm.core import so3
 from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
+from multiflow_gm.protein.coordinates import frame_batch_from_collated
 from multiflow_gm.protein.losses import LossConfig, codesign_losses
 from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig
 
@@ -15,7 +16,7 @@ def _noisy(t, seed=0, b=3, l=10):
              "aatype": torch.randint(0, 20, (b, l), generator=g), "residue_mask": torch.ones(b, l, dtype=torch.bool),
              "residue_index": torch.arange(l).expand(b, l)}
     process = CoDesignProcess(ProcessConfig(rotation_path="isotropic", so3_jump=True))
-    return process, process.corrupt(batch, t, t, g)
+    return process, process.corrupt(frame_batch_from_collated(batch), t, t, g)
 
 
 def _pred(process, noisy, rotations=None, intensity=None):

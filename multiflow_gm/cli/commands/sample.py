@@ -88,8 +88,8 @@ def _inputs(args):
             raise UserError("inverse-fold mode needs --pdb")
         if args.min_length < 1:
             raise UserError("--min-length must be >= 1")
-        target = design_target(args.pdb, args.chain, args.min_length)
-        notes = [f"designing chain {target.chain_id} of {target.source} ({len(target)} residues)", *target.notes]
+        target, left_out = design_target(args.pdb, args.chain, args.min_length)
+        notes = [f"designing chain {target.chain_id} of {target.source} ({len(target)} residues)", *left_out]
         return [len(target)], None, target.frames(), notes
     if any(length < 2 for length in args.lengths):
         raise UserError("--lengths must be >= 2")

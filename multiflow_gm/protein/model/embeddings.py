@@ -13,12 +13,14 @@ import torch
 from torch import nn
 
 from multiflow_gm.protein import residue_constants as rc
+from multiflow_gm.protein.coordinates import angstrom_to_nm
 from multiflow_gm.protein.model import frames as fr
 
 # Ideal N, CA, C and virtual CB in the residue frame (nm): rigid in the frame, so the
 # 16 distances between two residues' atoms encode their relative orientation as well as
 # their separation (ProteinMPNN's edge features; N-O-like pairs see strand hydrogen bonds).
-_BACKBONE_LOCAL_NM = torch.tensor([rc.IDEAL_N, rc.IDEAL_CA, rc.IDEAL_C, rc.IDEAL_CB], dtype=torch.float64) / 10.0
+_BACKBONE_LOCAL_NM = angstrom_to_nm(torch.tensor([rc.IDEAL_N, rc.IDEAL_CA, rc.IDEAL_C, rc.IDEAL_CB],
+                                                 dtype=torch.float64))
 
 
 def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

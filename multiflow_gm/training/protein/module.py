@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from multiflow_gm.config import from_dict, migrate
+from multiflow_gm.protein.coordinates import frame_batch_from_collated
 from multiflow_gm.protein.losses import codesign_losses
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
@@ -55,11 +56,13 @@ class CoDesignModule(L.LightningModule):
                     sc_translations=None if sc is None else sc[0], sc_probs=None if sc is None else sc[1])
 
     def compute_losses(self, batch, generator):
-        size = batch["aatype"].shape[0]
+        """Losses of a collated batch (Angstrom; it becomes a frame batch in nm here)."""
+        clean = frame_batch_from_collated(batch, self.process.cfg.translation_scale)
+        size = clean.aatype.shape[0]
         t_struct, t_seq, task = self.process.sample_times(size, generator)
-        device = batch["aatype"].device
+        device = clean.aatype.device
         t_struct, t_seq = t_struct.to(device), t_seq.to(device)
-        noisy = self.process.corrupt(batch, t_struct, t_seq, generator)
+        noisy = self.process.corrupt(clean, t_struct, t_seq, generator)
         sc = None
         if self.cfg.self_condition and torch.rand((), generator=generator) < 0.5:
             with torch.no_grad():

@@ -12,10 +12,11 @@ import torch
 from multiflow_gm.cli.main import build_parser, main
 from multiflow_gm.config import load_config, to_dict
 from multiflow_gm.protein import alphabet
-from multiflow_gm.protein.evaluation.heldout import (NativeChain, fold_and_design, fold_scores,
-                                                     proteinmpnn_anchor, sequence_recovery, summarize)
+from multiflow_gm.protein.evaluation.heldout import (fold_and_design, fold_scores, proteinmpnn_anchor,
+                                                     sequence_recovery, summarize)
 from multiflow_gm.protein.evaluation.heldout_inputs import chains_from_cache, chains_from_structure_files
 from multiflow_gm.protein.pdb_writer import write_backbone_pdb
+from multiflow_gm.protein.structure import BackboneStructure, backbone_frames
 
 TINY = Path(__file__).resolve().parents[3] / "configs" / "protein" / "tiny.yaml"
 LENGTH = 40
@@ -27,9 +28,9 @@ def _rotation(seed: int) -> np.ndarray:
     return q * np.linalg.det(q)
 
 
-def _native(compact_backbone, length=LENGTH, name="bundle_A", seed=0) -> NativeChain:
+def _native(compact_backbone, length=LENGTH, name="bundle_A", seed=0) -> BackboneStructure:
     aatype = np.random.default_rng(seed).integers(0, alphabet.NUM_AMINO_ACIDS, size=length)
-    return NativeChain(name, compact_backbone[:length].copy(), aatype)
+    return BackboneStructure(name, compact_backbone[:length].copy(), aatype)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +114,9 @@ def test_fold_and_design_rows_are_complete_and_reproducible(tiny_model, compact_
 
 
 def test_a_chain_given_as_frames_keeps_its_frames(compact_backbone):
-    from multiflow_gm.protein.evaluation.heldout import native_frames
-
-    rotations, translations = native_frames(compact_backbone[:LENGTH])
-    chain = NativeChain.from_frames("frames", rotations, translations, torch.zeros(LENGTH, dtype=torch.long))
-    again_rotations, again_translations = native_frames(chain.atoms)
+    rotations, translations = backbone_frames(compact_backbone[:LENGTH])
+    chain = BackboneStructure.from_frames("frames", rotations, translations, torch.zeros(LENGTH, dtype=torch.long))
+    again_rotations, again_translations = chain.frames()
     assert torch.allclose(again_rotations, rotations, atol=1e-5)
     assert torch.allclose(again_translations, translations, atol=1e-5)
     assert chain.atoms.shape == (LENGTH, 4, 3) and np.isfinite(chain.atoms).all()

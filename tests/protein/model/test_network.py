@@ -55,14 +55,14 @@ def test_se3_equivariance_float64(pair_mode, backbone_pairs):
 
 
 def test_backbone_pair_distances_match_placed_atoms():
-    from multiflow_gm.protein.geometry import backbone_from_frames
+    from multiflow_gm.protein.coordinates import angstrom_to_nm, backbone_atoms_angstrom
     from multiflow_gm.protein.model.embeddings import backbone_pair_distances
 
     inputs = _inputs(b=1, l=6)
     rot, trans = inputs["rotations"], inputs["translations"]
     dist = backbone_pair_distances(rot, trans, None)                      # [1, 6, 6, 16] nm
-    atoms = backbone_from_frames(rot, trans * 10.0, inputs["residue_mask"])  # Angstrom, N CA C O CB
-    picked = atoms[0][:, [0, 1, 2, 4]] / 10.0                              # N, CA, C, CB in nm
+    atoms = backbone_atoms_angstrom(rot, trans, inputs["residue_mask"])    # Angstrom, N CA C O CB
+    picked = angstrom_to_nm(atoms[0][:, [0, 1, 2, 4]])                     # N, CA, C, CB in nm
     i, j, a, b = 2, 5, 0, 3                                               # N of residue 2 to CB of residue 5
     assert torch.isclose(dist[0, i, j, a * 4 + b], (picked[i, a] - picked[j, b]).norm(), atol=1e-9)
     assert torch.allclose(dist[0, i, i].reshape(4, 4), dist[0, i, i].reshape(4, 4).T, atol=1e-12)
