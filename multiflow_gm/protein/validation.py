@@ -120,15 +120,16 @@ def denoising_metrics(network, process: CoDesignProcess, data: ValidationSet, cf
         ca_err = ((pred["translations"] - noisy["trans_1"]) ** 2).sum(-1)
         out[f"ca_rmse_A_t{t:g}"] = float(nm_to_angstrom(((ca_err * mask).sum() / mask.sum()).sqrt(), scale))
         if dssp_available():
-            out[f"pred_strand_t{t:g}"] = strand_fraction(pred["rotations"], nm_to_angstrom(pred["translations"], scale), mask)
+            out[f"pred_strand_t{t:g}"] = strand_fraction(pred["rotations"], pred["translations"], mask, scale)
     return out
 
 
-def strand_fraction(rotations: torch.Tensor, translations_angstrom: torch.Tensor, mask: torch.Tensor) -> float:
-    """Fraction of valid residues DSSP assigns to strands, over a batch of frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (A)."""
+def strand_fraction(rotations: torch.Tensor, translations_nm: torch.Tensor, mask: torch.Tensor, scale: float) -> float:
+    """Fraction of valid residues DSSP assigns to strands, over frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm;
+    ``scale`` nm per Angstrom)."""
     from multiflow_gm.protein.evaluation.secondary_structure import dssp_states
 
-    atoms = backbone_from_frames(rotations, translations_angstrom, mask)[..., :4, :].double().numpy()
+    atoms = backbone_atoms_angstrom(rotations, translations_nm, mask, scale)[..., :4, :].double().numpy()
     states = np.concatenate([dssp_states(a[m]) for a, m in zip(atoms, mask.numpy())])
     return float(np.mean(states == "E"))
 

@@ -58,7 +58,7 @@ def test_strand_fraction_from_frames_matches_dssp_of_the_real_atoms():
             if native < 0.2 or len(chain) > 300:
                 continue
             frames = frames_from_backbone(*(torch.tensor(atoms[:, k]) for k in range(3)))
-            got = strand_fraction(frames[0][None], frames[1][None], torch.ones(1, len(chain), dtype=torch.bool))
+            got = strand_fraction(frames[0][None], frames[1][None] * 0.1, torch.ones(1, len(chain), dtype=torch.bool), 0.1)
             assert got == pytest.approx(native, abs=0.05), chain.name
             checked += 1
         if checked >= 3:
