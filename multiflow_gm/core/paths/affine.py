@@ -58,8 +58,8 @@ class AffineGaussianPath(EndpointInterpolation, ClosedFormJump):
             return X1FlowStep(EuclideanSpace(), self.scheduler)
         return PlugInFlowStep(EuclideanSpace(), self)
 
-    def sample(self, x0: torch.Tensor, x1: torch.Tensor, t) -> torch.Tensor:
-        """``x_t = alpha_t x1 + sigma_t x0`` (the image workload calls this form directly)."""
+    def interpolate(self, x0: torch.Tensor, x1: torch.Tensor, t) -> torch.Tensor:
+        """``x_t = alpha_t x1 + sigma_t x0`` (what :meth:`draw` returns for this prior draw)."""
         check_same_shape(x0, x1, "x0", "x1")
         s = self._sched(t, x1)
         return s.alpha * x1 + s.sigma * x0

@@ -112,10 +112,10 @@ def clipped_time(t: torch.Tensor, t_clip: float) -> torch.Tensor:
 
 class EndpointInterpolation:
     """Protocol methods shared by paths that interpolate a prior draw ``x0`` and ``x1``
-    (``sample(x0, x1, t)``) and whose conditional velocity ``velocity(x, x1, t)`` depends on
+    (``interpolate(x0, x1, t)``) and whose conditional velocity ``velocity(x, x1, t)`` depends on
     ``x1`` only through a time rate times a time-free term, so the loss may clip its time.
 
-    A subclass gives ``prior``, ``sample``, ``velocity`` and ``_prior_shape(x1)``.
+    A subclass gives ``prior``, ``interpolate``, ``velocity`` and ``_prior_shape(x1)``.
     """
 
     couples_endpoints = True
@@ -127,7 +127,7 @@ class EndpointInterpolation:
         """``x_t`` between ``x0`` (given, or drawn from the prior) and ``x1``."""
         if x0 is None:
             x0 = self.prior(self._prior_shape(x1), generator, x1.dtype, x1.device)
-        return PathSample(self.sample(x0, x1, t), x1, x0)
+        return PathSample(self.interpolate(x0, x1, t), x1, x0)
 
     def target(self, record: PathSample, t) -> torch.Tensor:
         """Conditional velocity at ``record.x_t``."""
