@@ -15,6 +15,7 @@ from multiflow_gm.core.sampler import Component, SimulationResult, simulate
 from multiflow_gm.core.schedulers import (CosineScheduler, ExponentialRateScheduler,
                                           LinearScheduler, PolynomialScheduler, VPScheduler,
                                           make_scheduler, time_grid)
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.core.spaces import EuclideanSpace, SO3Space, TokenSpace, so3
 
 __all__ = [
@@ -24,5 +25,5 @@ __all__ = [
     "LinearScheduler", "MixtureLanding", "MixtureTokenPath", "PathSample", "PlugInFlowStep",
     "PolynomialScheduler", "PosteriorCTMCStep", "PredictionLanding",
     "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler", "X1FlowStep",
-    "make_scheduler", "simulate", "so3", "time_grid",
+    "make_scheduler", "seeded_generator", "simulate", "so3", "time_grid",
 ]

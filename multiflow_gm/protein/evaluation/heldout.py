@@ -30,10 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.evaluation.alignment import align_pairs, tm_align
 from multiflow_gm.protein.evaluation.designability import kabsch_rmsd
-from multiflow_gm.protein.seeding import seeded_generator
+from multiflow_gm.protein.seeding import seed_from
 
 TASKS = ("fold", "inverse-fold")
 TM_FOLDED = 0.5  # TM-score above which two structures share a fold
@@ -118,7 +119,7 @@ def native_frames(atoms: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 def chain_generator(seed: int, name: str, task: str, device) -> torch.Generator:
     """Generator seeded by (seed, chain name, task): a chain's draws do not depend on the other chains."""
     words = [seed, zlib.crc32(name.encode()), TASKS.index(task)]
-    return seeded_generator(*words, device=device)
+    return seeded_generator(seed_from(*words), device=device)
 
 
 def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Sequence[str] = TASKS,
