@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from multiflow_gm.core import (BinnedLanding, Component, CTMCStep, FlowStep, JumpParams, JumpStep,
-                               simulate, time_grid)
+                               seeded_generator, simulate, time_grid)
 from multiflow_gm.runtime import tune_allocator
 
 
@@ -34,7 +34,7 @@ def _median_seconds(fn, repeats):
 
 
 def bench_superposition(dim, steps, repeats, bins=64):
-    g = torch.Generator().manual_seed(0)
+    g = seeded_generator(0)
     velocity = torch.randn(dim, generator=g)
     intensity = torch.rand(dim, generator=g) * 0.5
     edges = torch.linspace(-1, 1, bins + 1)
@@ -63,7 +63,7 @@ def bench_superposition(dim, steps, repeats, bins=64):
 
 
 def bench_ctmc(positions, tokens, steps, repeats):
-    g = torch.Generator().manual_seed(1)
+    g = seeded_generator(1)
     mask = tokens - 1
     rates = torch.rand(1, positions, tokens, generator=g)
     x0 = torch.full((1, positions), mask)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from multiflow_gm.core import CondOTPath, simulate, time_grid
+from multiflow_gm.core import CondOTPath, seeded_generator, simulate, time_grid
 from multiflow_gm.images.config import preset
 from multiflow_gm.images.datasets import BatchSampler, load_dataset
 from multiflow_gm.images.objective import training_losses
@@ -61,8 +61,8 @@ def _train_case(config, network, data, device, bf16=False, channels_last=False):
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     ema = EMA(net, 0.999)
-    sampler = BatchSampler(data.train, config.train.batch_size, torch.Generator().manual_seed(0))
-    noise = torch.Generator(device=device).manual_seed(1)
+    sampler = BatchSampler(data.train, config.train.batch_size, seeded_generator(0))
+    noise = seeded_generator(1, device=device)
     path = CondOTPath()
 
     def step():
@@ -84,7 +84,7 @@ def _sample_case(net, model, batch, device, bf16=False):
     """``net``: one network, or ``{kind: network}`` for the two-network models."""
     spec = MODELS[model]
     component = component_for(spec.kinds, 0.5)
-    g = torch.Generator(device=device).manual_seed(0)
+    g = seeded_generator(0, device=device)
     shape = next(iter(net.values())).image_shape if isinstance(net, dict) else net.image_shape
     x0 = torch.randn(batch, *shape, generator=g, device=device)
     grid = time_grid(2) * 0.5 if spec.method == "heun" else time_grid(1) * 0.5   # one step (Heun: 2 evals)

@@ -44,10 +44,10 @@ def _load_model(config_name: str, overrides: list[str], device: str):
 def _inputs(length: int, device: str, batch: int = 1):
     import torch
 
-    from multiflow_gm.core import so3
+    from multiflow_gm.core import seeded_generator, so3
     from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
 
-    g = torch.Generator().manual_seed(length)
+    g = seeded_generator(length)
     return dict(aatype=torch.randint(0, NUM_MODEL_TOKENS, (batch, length), generator=g).to(device),
                 rotations=so3.uniform((batch, length), generator=g).to(device),
                 translations=(torch.randn(batch, length, 3, generator=g) * 1.5).to(device),
@@ -123,6 +123,7 @@ def measure(task: dict) -> dict:
             out["gflop"] = _flops(step) / 1e9
             out["gflop_per_s"] = out["gflop"] / out["median_s"]
     elif task["kind"] == "sample":
+        from multiflow_gm.core import seeded_generator
         from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 
         net.eval()
@@ -131,7 +132,7 @@ def measure(task: dict) -> dict:
         batch = task.get("batch", 1)
 
         def run():
-            sample_batch(net, process, cfg_s, batch, length, generator=torch.Generator().manual_seed(0),
+            sample_batch(net, process, cfg_s, batch, length, generator=seeded_generator(0),
                          device=device)
 
         median, all_s = _timed(run, task["repeats"], device, warmup=task.get("warmup", True))

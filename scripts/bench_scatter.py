@@ -49,7 +49,9 @@ def _inputs(batch: int, length: int, heads: int, k: int, dim: int, seed: int):
     """Random attention inputs; ``neighbours [B, L, K]`` are spatial nearest neighbours (self first)."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
+    from multiflow_gm.core import seeded_generator
+
+    g = seeded_generator(seed)
     steps = torch.randn(batch, length, 3, generator=g)
     ca = torch.cumsum(0.38 * steps / steps.norm(dim=-1, keepdim=True), dim=1)
     neighbours = torch.cdist(ca, ca).topk(k, dim=-1, largest=False).indices                  # [B, L, K]
@@ -195,6 +197,7 @@ def main(argv=None) -> int:
     import torch
 
     from multiflow_gm.atomic_files import atomic_write_bytes
+    from multiflow_gm.core import seeded_generator
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=1)
@@ -222,7 +225,7 @@ def main(argv=None) -> int:
     for length in args.lengths:
         for k in args.neighbours:
             inputs = _inputs(args.batch, length, args.heads, k, args.dim, seed=length * 1000 + k)
-            g = torch.Generator().manual_seed(1)
+            g = seeded_generator(1)
             # Scaled so the input gradients are O(1) like the outputs: an absolute 1e-5 then bounds
             # the relative error on every checked tensor alike (float32 rounding is ~1e-7 relative).
             weights = (0.1 * torch.randn(inputs[3].shape, generator=g), 0.1 * torch.randn(inputs[2].shape, generator=g))

@@ -30,6 +30,7 @@ def main(argv=None) -> int:
 
     from multiflow_gm.atomic_files import atomic_write_bytes
     from multiflow_gm.config import load_config
+    from multiflow_gm.core import seeded_generator
     from multiflow_gm.protein.model.network import CoDesignNetwork
     from multiflow_gm.protein.process import CoDesignProcess
     from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
@@ -54,12 +55,12 @@ def main(argv=None) -> int:
     per_step = {}
     for name, (weight, source) in SETTINGS.items():
         sampling = SamplingConfig(num_steps=args.steps, so3_jump_weight=weight, so3_jump_source=source)
-        sample_batch(network, process, sampling, args.num, args.length, generator=torch.Generator().manual_seed(0))
+        sample_batch(network, process, sampling, args.num, args.length, generator=seeded_generator(0))
         times = []
         for repeat in range(args.repeats):
             start = time.perf_counter()
             sample_batch(network, process, sampling, args.num, args.length,
-                         generator=torch.Generator().manual_seed(repeat))
+                         generator=seeded_generator(repeat))
             times.append((time.perf_counter() - start) / args.steps)
         per_step[name] = {"median_s": statistics.median(times), "all_s": times}
     flow = per_step["flow"]["median_s"]

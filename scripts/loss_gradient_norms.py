@@ -32,7 +32,8 @@ def main(argv=None) -> int:
     from multiflow_gm.config import load_config, to_dict
     from multiflow_gm.protein.data.batching import collate_chains
     from multiflow_gm.protein.data.dataset import ProteinChainDataset
-    from multiflow_gm.protein.seeding import seeded_generator
+    from multiflow_gm.core.seeding import seeded_generator
+    from multiflow_gm.protein.seeding import seed_from
     from multiflow_gm.training.protein.config import TrainConfig
     from multiflow_gm.training.protein.data import training_chains
     from multiflow_gm.training.protein.module import CoDesignModule
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     rows = []
     for b in range(args.batches):
         batch = collate_chains([dataset[int(i)] for i in rng.choice(len(dataset), args.batch_size, replace=False)])
-        losses, t_struct, _ = module.compute_losses(batch, seeded_generator(b))
+        losses, t_struct, _ = module.compute_losses(batch, seeded_generator(seed_from(b)))
         row = {"t_struct": [round(float(t), 3) for t in t_struct]}
         for name in [*TERMS, "total"]:
             if name not in losses:

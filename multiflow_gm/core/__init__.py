@@ -8,14 +8,14 @@ proteins or images.
 
 from multiflow_gm.core.dynamics import (CTMCStep, DiffusionStep, FlowStep, JumpStep, PlugInFlowStep,
                                        PosteriorCTMCStep, X1FlowStep)
-from multiflow_gm.core.landing import (BinnedLanding, JumpParams,
-                                       MixtureLanding)
+from multiflow_gm.core.landing import BinnedLanding, JumpParams, MixtureLanding, PredictionLanding
 from multiflow_gm.core.paths import (AffineGaussianPath, CondOTPath, ConditionalPath, GeodesicSO3Path,
                                      IsotropicSO3Path, MixtureTokenPath, PathSample)
 from multiflow_gm.core.sampler import Component, SimulationResult, simulate
 from multiflow_gm.core.schedulers import (CosineScheduler, ExponentialRateScheduler,
                                           LinearScheduler, PolynomialScheduler, VPScheduler,
                                           make_scheduler, time_grid)
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.core.spaces import EuclideanSpace, SO3Space, TokenSpace, so3
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
     "CosineScheduler", "DiffusionStep", "EuclideanSpace", "ExponentialRateScheduler", "FlowStep",
     "GeodesicSO3Path", "IsotropicSO3Path", "JumpParams", "JumpStep",
     "LinearScheduler", "MixtureLanding", "MixtureTokenPath", "PathSample", "PlugInFlowStep",
-    "PolynomialScheduler", "PosteriorCTMCStep",
+    "PolynomialScheduler", "PosteriorCTMCStep", "PredictionLanding",
     "SO3Space", "SimulationResult", "TokenSpace", "VPScheduler", "X1FlowStep",
-    "make_scheduler", "simulate", "so3", "time_grid",
+    "make_scheduler", "seeded_generator", "simulate", "so3", "time_grid",
 ]

@@ -12,7 +12,6 @@ from typing import Callable, Protocol
 import torch
 
 
-
 class LandingLaw(Protocol):
     def sample_at(self, where: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """New states for the entries selected by the boolean mask ``where`` ``[n_selected, *event]``."""
@@ -62,3 +61,21 @@ class MixtureLanding:
     def sample_at(self, where, generator=None):
         component = _categorical(self.weights[where], generator)
         return self.draw(where, component, generator)
+
+
+@dataclass
+class PredictionLanding:
+    """A path's conditional landing law around a clean-sample prediction ``x1_hat``.
+
+    Given the clean sample the landing law is exact (``path.sample_landing``), so using it at
+    the prediction resolves landings at any t; on a space with symmetries it is equivariant
+    when the prediction is (rotating the input rotates the prediction and every landing).
+    ``t`` is one time for all entries (the sampler's scalar time).
+    """
+
+    path: object
+    x1_hat: torch.Tensor
+    t: object
+
+    def sample_at(self, where, generator=None):
+        return self.path.sample_landing(self.x1_hat[where], self.t, generator=generator)

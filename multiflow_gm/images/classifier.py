@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.images.datasets import ImageData, to_unit_range
 from multiflow_gm.atomic_files import atomic_torch_save
 from multiflow_gm.images.files import load_torch_file
@@ -105,7 +106,7 @@ def train_or_load_classifier(data: ImageData, cache_path: Path, feature_dim: int
             model.load_state_dict(cached["state_dict"])
             model.to(device).eval()
             return TrainedClassifier(model, float(cached["test_accuracy"]), steps, True)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     torch.manual_seed(seed)
     model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)

@@ -1,16 +1,17 @@
 """Typed configuration of the image benchmark, with per-dataset presets.
 
-The presets are the defaults of ``bench-images --dataset NAME``; the YAML files in
-``configs/images/`` hold the same values (a test keeps them identical) and can be
-passed with ``--config`` and edited or overridden with ``--set key.sub=value``.
+The presets are the defaults of ``bench-images --dataset NAME``; each is a YAML file in
+``presets/`` beside this module (package data, so an installed package has them). A copy
+passed with ``--config`` lays its keys over the preset, and ``--set key.sub=value`` overrides it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Optional
 
-from multiflow_gm.config import from_dict, merge_dicts, to_dict
+from multiflow_gm.config import load_config, to_dict
 from multiflow_gm.images.unet import UNetConfig
 
 DATASETS = ("mnist", "digits", "cifar10", "imagenet32")
@@ -132,36 +133,14 @@ class ImageBenchConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-# 32x32 RGB (CIFAR-10, ImageNet32): a GPU-sized U-Net, attention at 8x8, 128 jump bins.
-_RGB32 = {
-    "model": {"base_channels": 64, "channel_mults": [1, 2, 2, 2], "num_res_blocks": 2,
-              "attention_resolutions": [8]},
-    "jump": {"bins": 128},
-    "eval": {"num_samples": 10000, "classifier_steps": 20000},
-}
-_RGB32_TRAIN = {"batch_size": 128, "lr": 2e-4, "ema_decay": 0.9999}
-
-# Values that differ from the dataclass defaults, per dataset.
-PRESETS: dict[str, dict] = {
-    "mnist": {},
-    "digits": {
-        "data": {"dataset": "digits"},
-        "model": {"base_channels": 32, "channel_mults": [1, 2], "attention_resolutions": [4]},
-        "train": {"steps": 2000},
-        "eval": {"num_samples": 360, "classifier_steps": 800},
-    },
-    "cifar10": {**_RGB32, "data": {"dataset": "cifar10", "horizontal_flip": True},
-                "train": {**_RGB32_TRAIN, "steps": 100000}},
-    "imagenet32": {**_RGB32, "data": {"dataset": "imagenet32", "horizontal_flip": True},
-                   "train": {**_RGB32_TRAIN, "steps": 200000}},
-}
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 
 def preset(dataset: str) -> ImageBenchConfig:
-    """The built-in configuration of ``dataset``."""
-    if dataset not in PRESETS:
+    """The built-in configuration of ``dataset`` (its file in ``presets/``)."""
+    if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
-    return from_dict(ImageBenchConfig, merge_dicts(to_dict(ImageBenchConfig()), PRESETS[dataset]))
+    return load_config(ImageBenchConfig, PRESET_DIR / f"{dataset}.yaml")
 
 
 def preset_dict(dataset: str) -> dict:

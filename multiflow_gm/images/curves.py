@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from multiflow_gm.atomic_files import atomic_save_figure, atomic_write_json
-from multiflow_gm.core import CondOTPath
+from multiflow_gm.core import CondOTPath, seeded_generator
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import ImageData, to_unit_range
 from multiflow_gm.images.files import read_json_or_empty
@@ -40,7 +40,7 @@ HELD_OUT_IMAGES = 500
 @torch.no_grad()
 def held_out_loss(net, config: ImageBenchConfig, data: ImageData, seed: int = 0) -> dict[str, float]:
     """The training objective on the first ``HELD_OUT_IMAGES`` held-out images, fixed draws."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded_generator(seed)
     images = data.test[:HELD_OUT_IMAGES]
     images = to_unit_range(images) if images.dtype == torch.uint8 else images.float()
     was_training = net.training

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.errors import MissingResourceError, UserError
 from multiflow_gm.images.config import DataConfig
 from multiflow_gm.images.official_formats import read_cifar10, read_imagenet32
@@ -120,7 +121,7 @@ def load_dataset(config: DataConfig) -> ImageData:
     else:
         raise UserError(f"unknown dataset {config.dataset!r}")
     if config.max_train is not None and config.max_train < len(data.train):
-        keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.split_seed))
+        keep = torch.randperm(len(data.train), generator=seeded_generator(config.split_seed))
         keep = keep[: config.max_train].sort().values
         data.train, data.train_labels = data.train[keep], data.train_labels[keep]
     return data

@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.images.datasets import ImageData, to_unit_range
 from multiflow_gm.images.heads import bin_edges
 from multiflow_gm.images.intervals import difference_interval, distance_interval
@@ -44,7 +45,7 @@ def dither_check(metric: ImageMetric, data: ImageData, num_samples: int, bins: l
     plain = metric.features(real).numpy()
     out = {"num_samples": num_samples,
            "plain": distance_interval(plain, metric.reference, level).to_dict(), "dithered": {}}
-    generator = torch.Generator().manual_seed(seed + 1)
+    generator = seeded_generator(seed + 1)
     for n in bins:
         feats = metric.features(dither_to_bins(real, n, generator)).numpy()
         out["dithered"][str(n)] = {

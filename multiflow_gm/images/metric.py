@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from multiflow_gm.atomic_files import atomic_path
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.images.classifier import train_or_load_classifier
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import ImageData, to_unit_range
@@ -109,7 +110,7 @@ def _reference_stats(metric: ImageMetric, data: ImageData, cache_dir: Path, spli
 
 def floor_images(data: ImageData, num_samples: int, seed: int = 0) -> torch.Tensor:
     """``num_samples`` held-out real images (a seeded random subset, so every class is represented)."""
-    order = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(len(data.test), generator=seeded_generator(seed))
     return data.test[order[:num_samples]]
 
 

@@ -84,17 +84,16 @@ def training_losses(net: ImageGeneratorNet, path: AffineGaussianPath, x1: torch.
     """
     batch = x1.shape[0]
     t = torch.rand(batch, generator=generator, dtype=x1.dtype, device=x1.device) * t_max
-    x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype, device=x1.device)
-    x_t = path.sample(x0, x1, t)
-    out: HeadOutput = net(x_t, t)
+    record = path.draw(x1, t, generator)
+    out: HeadOutput = net(record.x_t, t)
     losses = {}
     total = x1.new_zeros(())
     if out.velocity is not None:
-        losses["flow"] = flow_loss(path.velocity(x_t, x1, t), out.velocity)
+        losses["flow"] = flow_loss(path.target(record, t), out.velocity)
         total = total + losses["flow"]
     if out.intensity is not None:
         with torch.no_grad():
-            targets = jump_targets(path, x_t, x1, t, net.edges)
+            targets = jump_targets(path, record.x_t, x1, t, net.edges)
         losses["jump"] = jump_loss(targets, out.intensity, out.log_probs, t)
         total = total + jump_weight * losses["jump"]
     losses["total"] = total

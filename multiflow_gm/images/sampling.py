@@ -31,6 +31,7 @@ import torch
 
 from multiflow_gm.core import BinnedLanding, Component, FlowStep, JumpParams, JumpStep, simulate, time_grid
 from multiflow_gm.core.checks import check_weight
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.images.heads import ImageGeneratorNet
 
 STATE = "image"
@@ -174,7 +175,7 @@ def sample_images(net: ImageGeneratorNet | dict[str, ImageGeneratorNet], spec: M
     component = component_for(spec.kinds, alpha)
     grid = time_grid(steps)
     device = distinct[0].edges.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = seeded_generator(seed, device=device)
     was_training = [n.training for n in distinct]
     for n in distinct:
         n.eval()

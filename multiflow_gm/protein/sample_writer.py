@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from multiflow_gm.atomic_files import atomic_write_text
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.coordinates import backbone_atoms_angstrom
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 from multiflow_gm.protein.pdb_writer import write_backbone_pdb
-from multiflow_gm.protein.seeding import seeded_generator
+from multiflow_gm.protein.seeding import seed_from
 
 
 @dataclass
@@ -38,7 +39,7 @@ class SampleJob:
 
 
 def _chunk_generator(seed: int, length: int, chunk: int, device) -> torch.Generator:
-    return seeded_generator(seed, length, chunk, device=device)
+    return seeded_generator(seed_from(seed, length, chunk), device=device)
 
 
 def sample_name(length: int, index: int) -> str:

@@ -13,7 +13,7 @@ from typing import Literal, Optional
 
 import torch
 
-from multiflow_gm.core import Component, ConditionalPath, JumpParams, JumpStep, simulate, time_grid
+from multiflow_gm.core import Component, JumpStep, simulate, time_grid
 from multiflow_gm.errors import UserError
 from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, model_tokens
 from multiflow_gm.protein.coordinates import center_positions, centred_translations_nm
@@ -42,22 +42,6 @@ class SamplingConfig:
             raise ValueError(f"sampling.so3_jump_weight must lie in [0, 1]; got {self.so3_jump_weight}")
         if self.temperature <= 0:
             raise ValueError(f"sampling.temperature must be > 0; got {self.temperature}")
-
-
-class _LandingAroundPrediction:
-    """The rotation path's conditional landing law around the predicted clean rotation.
-
-    Given the clean rotation the landing law is exact and continuous (for the isotropic path
-    its angle law depends only on ``kappa_t`` and its axis is uniform), so it resolves the
-    landings at every t and is equivariant: rotating the input rotates the prediction and
-    every landing with it.
-    """
-
-    def __init__(self, path: ConditionalPath, r1_hat: torch.Tensor, t):
-        self.path, self.r1_hat, self.t = path, r1_hat, t
-
-    def sample_at(self, where, generator=None):
-        return self.path.sample_landing(self.r1_hat[where], self.t, generator=generator)
 
 
 def check_jump_support(network, process: CoDesignProcess, cfg: SamplingConfig) -> None:
@@ -139,7 +123,9 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
             previous["probs"] = torch.softmax(pred["logits"][..., :NUM_AMINO_ACIDS], -1)
         rot_params = {"flow": pred["rotations"]}
         if cfg.so3_jump_weight > 0:
-            rot_params["jump"] = _rotation_jump(process, cfg, pred, x["rot"], t["rot"])
+            # The head's learned intensity, or (None) the closed form at the prediction.
+            intensity = pred["jump_intensity"] if cfg.so3_jump_source == "head" else None
+            rot_params["jump"] = process.rotations.prediction_jump(x["rot"], pred["rotations"], t["rot"], intensity)
         # Every parameter is a clean-sample prediction; the components' steps turn them into
         # velocities and rates by the paths' formulas.
         return {"trans": {"flow": center_positions(pred["translations"], mask)}, "rot": rot_params,
@@ -151,11 +137,3 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
     return FrameBatch(rotations=state["rot"], translations=state["trans"], aatype=state["seq"],
                       residue_index=residue_index, residue_mask=mask)
 
-
-def _rotation_jump(process, cfg, pred, rot, t):
-    """Jump parameters: the head's learned intensity, or the closed form at the prediction (plug-in)."""
-    path = process.rotations
-    landing = _LandingAroundPrediction(path, pred["rotations"], t)
-    if cfg.so3_jump_source == "head":
-        return JumpParams(pred["jump_intensity"].to(rot.dtype), landing)
-    return JumpParams(path.jump_intensity(rot, pred["rotations"], t).to(rot.dtype), landing)

@@ -1,29 +1,18 @@
-"""Seeded random generators from integer keys: every reproducible draw of the project
-(training steps, augmentation, sampling chunks, validation, benchmarks, distillation)
-is a pure function of a tuple of integers: torch generators come from
-:func:`seeded_generator`, numpy generators from :func:`seeded_rng`."""
+"""Seeds from integer keys: every reproducible draw of the protein workload (training steps,
+augmentation, sampling chunks, validation, benchmarks, distillation) is a pure function of a
+tuple of integers (a run's seed and, e.g., the step and rank), so a resumed or re-sharded run
+draws the same. Torch generators are the core's ``seeded_generator(seed_from(*keys))``, numpy
+generators come from :func:`seeded_rng`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    import torch
 
 
 def seed_from(*keys: int) -> int:
     """A 63-bit seed that is a stable function of ``keys`` (numpy's SeedSequence hash)."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0]
     return int(state) & ((1 << 63) - 1)
-
-
-def seeded_generator(*keys: int, device="cpu") -> torch.Generator:
-    """A torch generator on ``device`` seeded by :func:`seed_from` of ``keys``."""
-    import torch  # here, so numpy-only callers (splits, evaluation) need not load torch
-
-    return torch.Generator(device=device).manual_seed(seed_from(*keys))
 
 
 def seeded_rng(*keys: int, spawn_key: tuple[int, ...] = ()) -> np.random.Generator:

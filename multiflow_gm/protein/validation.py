@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.protein.data.batching import collate_chains
 from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.dataset import ProteinChainDataset
@@ -36,7 +37,7 @@ from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, indices_to_sequence
 from multiflow_gm.protein.coordinates import (backbone_atoms_angstrom, ca_angstrom, frame_batch_from_collated,
                                               nm_to_angstrom)
 from multiflow_gm.protein.process import CoDesignProcess
-from multiflow_gm.protein.seeding import seeded_generator, seeded_rng
+from multiflow_gm.protein.seeding import seed_from, seeded_rng
 from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 
 
@@ -70,7 +71,7 @@ def clash_fraction(ca: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _generator(seed: int, *salt: int) -> torch.Generator:
-    return seeded_generator(seed, *salt)
+    return seeded_generator(seed_from(seed, *salt))
 
 
 @dataclass

@@ -11,7 +11,7 @@ def test_times_outside_unit_interval():
     path = CondOTPath()
     x = torch.zeros(3, 2)
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
-        path.sample(x, x, 1.5)
+        path.draw(x, 1.5, x0=x)
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
         path.velocity(x, x, torch.tensor([0.1, -0.2, 0.3]))
 
@@ -19,7 +19,7 @@ def test_times_outside_unit_interval():
 def test_wrong_shapes():
     path = CondOTPath()
     with pytest.raises(ValueError, match="x0 and x1 must have the same shape"):
-        path.sample(torch.zeros(3, 2), torch.zeros(3, 4), 0.5)
+        path.draw(torch.zeros(3, 4), 0.5, x0=torch.zeros(3, 2))
     with pytest.raises(ValueError, match="t of shape"):
         path.velocity(torch.zeros(3, 2), torch.zeros(3, 2), torch.full((5,), 0.5))
     tokens = MixtureTokenPath(4, "mask")
@@ -31,13 +31,13 @@ def test_not_rotations():
     path = GeodesicSO3Path()
     good = so3.uniform((4,))
     with pytest.raises(ValueError, match="r0 must hold rotation matrices"):
-        path.sample(2 * good, good, 0.5)
+        path.draw(good, 0.5, x0=2 * good)
     reflection = good.clone()
     reflection[:, :, 0] *= -1
     with pytest.raises(ValueError, match="r1 must hold rotation matrices"):
-        path.sample(good, reflection, 0.5)
+        path.draw(reflection, 0.5, x0=good)
     with pytest.raises(ValueError, match=r"r0 must have shape \(\.\.\., 3, 3\)"):
-        path.sample(torch.zeros(4, 3), good, 0.5)
+        path.draw(good, 0.5, x0=torch.zeros(4, 3))
 
 
 def test_superposition_weights():

@@ -7,7 +7,8 @@
 * priors have their laws (standard normal, Haar, all-mask / uniform tokens);
 * ``regression_time`` clips only where target minus estimate is a scalar rate of t
   times a time-free term;
-* each path's clean-sample step moves by the path's own velocity / rates.
+* each path's clean-sample step moves by the path's own velocity / rates, and a jump path's
+  jump parameters at a prediction are its closed-form jump there.
 """
 
 import math
@@ -188,6 +189,26 @@ def test_isotropic_prediction_step_is_an_euler_step_of_its_velocity():
     expected = so3.exp_map(x, 0.01 * 0.5 * path.velocity(x, x1_hat, 0.3))
     torch.testing.assert_close(step.step(x, x1_hat, 0.3, 0.01, 0.5), expected)
 
+
+
+JUMPS = {"condot": CondOTPath(), "isotropic": IsotropicSO3Path(kappa_max=20.0)}
+
+
+@pytest.mark.parametrize("path", JUMPS.values(), ids=JUMPS.keys())
+def test_prediction_jump_is_the_closed_form_jump_at_the_prediction(path):
+    """The intensity given (a learned one) or the closed form at the prediction, and the exact
+    landing law around the prediction for the entries that jump."""
+    assert path.supports_jump
+    g = torch.Generator().manual_seed(9)
+    x, x1_hat = _data(path, g), _data(path, g)
+    t = torch.tensor(0.4, **F64)
+    params = path.prediction_jump(x, x1_hat, t)
+    torch.testing.assert_close(params.intensity, path.jump_intensity(x, x1_hat, t))
+    learned = torch.rand(params.intensity.shape, generator=g, **F64)
+    assert torch.equal(path.prediction_jump(x, x1_hat, t, learned).intensity, learned)
+    where = torch.rand(params.intensity.shape, generator=g) < 0.5
+    got = params.landing.sample_at(where, torch.Generator().manual_seed(10))
+    assert torch.equal(got, path.sample_landing(x1_hat[where], t, torch.Generator().manual_seed(10)))
 
 def test_token_prediction_step_is_the_ctmc_step_of_the_path_rates():
     path = MixtureTokenPath(4, "mask")

@@ -62,7 +62,7 @@ def _atoms_1d():
 def _draw_conditional(atoms, probs, n, path, g):
     t = 0.05 + 0.9 * torch.rand(n, dtype=F64, generator=g)
     z = atoms[torch.multinomial(probs, n, replacement=True, generator=g)]
-    x = path.sample(torch.randn(n, 1, dtype=F64, generator=g), z, t)
+    x = path.draw(z, t, x0=torch.randn(n, 1, dtype=F64, generator=g)).x_t
     return t, z, x
 
 

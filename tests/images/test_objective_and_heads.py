@@ -106,7 +106,7 @@ def test_targets_match_the_closed_form():
     x1 = torch.rand(4, 1, 3, 3, generator=g, dtype=f64) * 2 - 1
     x0 = torch.randn(4, 1, 3, 3, generator=g, dtype=f64)
     t = torch.tensor([0.0, 0.3, 0.7, 0.95], dtype=f64)
-    x_t = path.sample(x0, x1, t)
+    x_t = path.draw(x1, t, x0=x0).x_t
     torch.testing.assert_close(path.velocity(x_t, x1, t), x1 - x0)
     targets = jump_targets(path, x_t, x1, t, bin_edges(16, dtype=f64))
     tt = t[:, None, None, None]
@@ -131,7 +131,7 @@ def test_per_level_bin_masses_equal_the_direct_computation():
     g = torch.Generator().manual_seed(1)
     x1 = to_unit_range(torch.randint(0, 256, (3, 2, 20, 20), generator=g, dtype=torch.uint8))
     t = torch.tensor([0.1, 0.5, 0.97])
-    x_t = path.sample(torch.randn(x1.shape, generator=g), x1, t)
+    x_t = path.draw(x1, t, x0=torch.randn(x1.shape, generator=g)).x_t
     fast, direct = jump_targets(path, x_t, x1, t, edges), jump_targets(path, x_t, x1, t, edges, levels=None)
     assert torch.equal(fast.probs, direct.probs) and torch.equal(fast.intensity, direct.intensity)
     # Off-grid data takes the direct route.

@@ -16,11 +16,12 @@ import pytest
 import torch
 
 from multiflow_gm.core import IsotropicSO3Path, so3
+from multiflow_gm.core.landing import PredictionLanding
 from multiflow_gm.core.paths.so3_isotropic import log_normaliser
 from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
 from multiflow_gm.protein.coordinates import center_positions as centre
 from multiflow_gm.protein.process import CoDesignProcess, ProcessConfig
-from multiflow_gm.protein.sampling import SamplingConfig, _LandingAroundPrediction, sample_batch
+from multiflow_gm.protein.sampling import SamplingConfig, sample_batch
 
 F64 = dict(dtype=torch.float64)
 KAPPA = 200.0
@@ -65,7 +66,7 @@ def test_head_landing_reproduces_the_exact_landing_law(t):
     g = torch.Generator().manual_seed(int(t * 100))
     n = 20000
     r1 = so3.uniform((n,), generator=g, **F64)
-    landing = _LandingAroundPrediction(path, r1, t).sample_at(torch.ones(n, dtype=torch.bool), generator=g)
+    landing = PredictionLanding(path, r1, t).sample_at(torch.ones(n, dtype=torch.bool), generator=g)
     kappa, _ = path.kappa(t, torch.eye(3, **F64))
     upper = float(path.landing_cutoff(kappa))
 

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-steps", type=int, default=None,
                         help="total optimiser steps per network (default: the preset's train.steps)")
     parser.add_argument("--config", type=Path, default=None,
-                        help="YAML config (e.g. configs/images/mnist.yaml); its keys replace the preset's")
+                        help="YAML config (e.g. a copy of multiflow_gm/images/presets/mnist.yaml); "
+                             "its keys replace the preset's")
     add_set_argument(parser, "sampling.alpha=[0.8,0.2]")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="directory of the official CIFAR-10 / ImageNet32 files")

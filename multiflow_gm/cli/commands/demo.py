@@ -23,10 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _target(torch, seed):
-    from multiflow_gm.core import CondOTPath
+    from multiflow_gm.core import CondOTPath, seeded_generator
     from multiflow_gm.core.marginal import AtomicTarget
 
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     angles = torch.arange(6, dtype=torch.float64) * (2 * torch.pi / 6)
     centres = 3.0 * torch.stack([torch.cos(angles), torch.sin(angles)], 1)
     comp = torch.randint(0, 6, (300,), generator=g)
@@ -43,7 +43,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from multiflow_gm.atomic_files import atomic_save_figure, atomic_write_json
-    from multiflow_gm.core import Component, FlowStep, JumpStep, simulate, time_grid
+    from multiflow_gm.core import Component, FlowStep, JumpStep, seeded_generator, simulate, time_grid
     from multiflow_gm.core.statistics import energy_distance
     from multiflow_gm.errors import UserError
 
@@ -51,7 +51,7 @@ def run(args) -> int:
         raise UserError("--samples must be >= 10 and --steps >= 2")
     args.out.mkdir(parents=True, exist_ok=True)
     target = _target(torch, args.seed)
-    reference = target.sample(args.samples, torch.Generator().manual_seed(args.seed + 1))["x"]
+    reference = target.sample(args.samples, seeded_generator(args.seed + 1))["x"]
     generators = {
         "flow": (Component({"flow": FlowStep()}), ("flow",)),
         "jump": (Component({"jump": JumpStep()}), ("jump",)),
@@ -69,7 +69,7 @@ def run(args) -> int:
                 params["jump"] = target.jump("x", x, t)
             return {"x": params}
 
-        g = torch.Generator().manual_seed(args.seed)
+        g = seeded_generator(args.seed)
         x0 = torch.randn(args.samples, 2, dtype=torch.float64, generator=g)
         start = time.perf_counter()
         result = simulate(fn, {"x": x0}, {"x": component}, time_grid(args.steps), generator=g,

@@ -21,14 +21,14 @@ import torch
 
 from multiflow_gm.core.checks import check_same_shape
 from multiflow_gm.core.dynamics import PlugInFlowStep, X1FlowStep
-from multiflow_gm.core.paths.common import EndpointInterpolation, as_time, expand_time
+from multiflow_gm.core.paths.common import ClosedFormJump, EndpointInterpolation, as_time, expand_time
 from multiflow_gm.core.paths.gaussian_jump import GaussianJumpKernel, standardised_quadratic
 from multiflow_gm.core.schedulers import LinearScheduler, Scheduler
 from multiflow_gm.core.spaces.euclidean import EuclideanSpace
 
 
 @dataclass
-class AffineGaussianPath(EndpointInterpolation):
+class AffineGaussianPath(EndpointInterpolation, ClosedFormJump):
     """Conditional Gaussian path with scheduler ``(alpha_t, sigma_t)``.
 
     All methods take ``t`` as a scalar or a per-example tensor ``[B]`` that
@@ -37,7 +37,6 @@ class AffineGaussianPath(EndpointInterpolation):
 
     scheduler: Scheduler = field(default_factory=LinearScheduler)
     event_dims = 0  # each coordinate is an entry (jumps act per coordinate)
-    supports_jump = True
 
     def _sched(self, t, x):
         t = expand_time(as_time(t, x), x)
@@ -59,8 +58,8 @@ class AffineGaussianPath(EndpointInterpolation):
             return X1FlowStep(EuclideanSpace(), self.scheduler)
         return PlugInFlowStep(EuclideanSpace(), self)
 
-    def sample(self, x0: torch.Tensor, x1: torch.Tensor, t) -> torch.Tensor:
-        """``x_t = alpha_t x1 + sigma_t x0`` (the image workload calls this form directly)."""
+    def interpolate(self, x0: torch.Tensor, x1: torch.Tensor, t) -> torch.Tensor:
+        """``x_t = alpha_t x1 + sigma_t x0`` (what :meth:`draw` returns for this prior draw)."""
         check_same_shape(x0, x1, "x0", "x1")
         s = self._sched(t, x1)
         return s.alpha * x1 + s.sigma * x0

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from multiflow_gm.core.checks import check_time
+from multiflow_gm.core.landing import JumpParams, PredictionLanding
 
 
 def as_time(t, like: torch.Tensor) -> torch.Tensor:
@@ -70,7 +71,8 @@ class ConditionalPath(Protocol):
     * ``couples_endpoints``: :meth:`draw` builds ``x_t`` from a prior draw ``x0`` (which a
       caller may pass in, e.g. noise paired with the data) and ``x1``;
     * ``supports_jump``: the path has a closed-form conditional jump generator
-      (``jump_intensity`` and ``sample_landing``).
+      (``jump_intensity`` and ``sample_landing``) and hands a sampler its jump parameters at a
+      clean-sample prediction (``prediction_jump``, see :class:`ClosedFormJump`).
     """
 
     event_dims: int
@@ -110,10 +112,10 @@ def clipped_time(t: torch.Tensor, t_clip: float) -> torch.Tensor:
 
 class EndpointInterpolation:
     """Protocol methods shared by paths that interpolate a prior draw ``x0`` and ``x1``
-    (``sample(x0, x1, t)``) and whose conditional velocity ``velocity(x, x1, t)`` depends on
+    (``interpolate(x0, x1, t)``) and whose conditional velocity ``velocity(x, x1, t)`` depends on
     ``x1`` only through a time rate times a time-free term, so the loss may clip its time.
 
-    A subclass gives ``prior``, ``sample``, ``velocity`` and ``_prior_shape(x1)``.
+    A subclass gives ``prior``, ``interpolate``, ``velocity`` and ``_prior_shape(x1)``.
     """
 
     couples_endpoints = True
@@ -125,7 +127,7 @@ class EndpointInterpolation:
         """``x_t`` between ``x0`` (given, or drawn from the prior) and ``x1``."""
         if x0 is None:
             x0 = self.prior(self._prior_shape(x1), generator, x1.dtype, x1.device)
-        return PathSample(self.sample(x0, x1, t), x1, x0)
+        return PathSample(self.interpolate(x0, x1, t), x1, x0)
 
     def target(self, record: PathSample, t) -> torch.Tensor:
         """Conditional velocity at ``record.x_t``."""
@@ -138,3 +140,21 @@ class EndpointInterpolation:
     def regression_time(self, t: torch.Tensor, t_clip: float) -> torch.Tensor:
         """Clipped: target minus estimate is a rate of t times a time-free term."""
         return clipped_time(t, t_clip)
+
+
+class ClosedFormJump:
+    """Sampler parameters of a path whose conditional jump generator is closed form.
+
+    A subclass gives ``jump_intensity(x, x1, t)`` and ``sample_landing(x1, t, generator)``.
+    """
+
+    supports_jump = True
+
+    def prediction_jump(self, x: torch.Tensor, x1_hat: torch.Tensor, t,
+                        intensity: torch.Tensor | None = None) -> JumpParams:
+        """Jump parameters at state ``x`` from a clean-sample prediction ``x1_hat``: the landing law
+        around the prediction, with ``intensity`` (e.g. a learned one) or, when None, the closed-form
+        intensity at the prediction (the plug-in estimate). ``t`` is the sampler's scalar time."""
+        if intensity is None:
+            intensity = self.jump_intensity(x, x1_hat, t)
+        return JumpParams(intensity.to(x.dtype), PredictionLanding(self, x1_hat, t))

@@ -58,8 +58,8 @@ class GeodesicSO3Path(EndpointInterpolation):
         """Moves the exact fraction of the geodesic to the prediction that the schedule gives."""
         return X1FlowStep(SO3Space(), self.scheduler)
 
-    def sample(self, r0: torch.Tensor, r1: torch.Tensor, t) -> torch.Tensor:
-        """``r_t = geodesic(r0, r1; alpha_t)`` ``[..., 3, 3]``."""
+    def interpolate(self, r0: torch.Tensor, r1: torch.Tensor, t) -> torch.Tensor:
+        """``r_t = geodesic(r0, r1; alpha_t)`` ``[..., 3, 3]`` (what :meth:`draw` returns for this prior draw)."""
         check_rotation(r0, "r0")
         check_rotation(r1, "r1")
         s = self._alpha(t, r0)

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from multiflow_gm.core.dynamics import PlugInFlowStep
-from multiflow_gm.core.paths.common import PathSample, as_time, expand_time, rotation_atom_log_likelihood
+from multiflow_gm.core.paths.common import (ClosedFormJump, PathSample, as_time, expand_time,
+                                           rotation_atom_log_likelihood)
 from multiflow_gm.core.schedulers import PolynomialScheduler, Scheduler
 from multiflow_gm.core.spaces import SO3Space, so3
 
@@ -54,7 +55,7 @@ KAPPA_MAX_LIMIT = 1000.0
 
 
 @dataclass
-class IsotropicSO3Path:
+class IsotropicSO3Path(ClosedFormJump):
     """Matrix-Fisher concentration path; ``t`` scalar or per-example ``[B]``."""
 
     kappa_max: float = 200.0
@@ -62,7 +63,6 @@ class IsotropicSO3Path:
     grid_size: int = 1024
     event_dims = 2
     couples_endpoints = False  # r_t is drawn from p_t(. | r_1) directly
-    supports_jump = True
 
     def __post_init__(self):
         if not 0 < self.kappa_max <= KAPPA_MAX_LIMIT:

@@ -21,16 +21,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.distill import designed_path, load_designs
 from multiflow_gm.core.spaces import so3
 from multiflow_gm.protein.geometry import frames_from_backbone
 from multiflow_gm.protein.coordinates import centre_on_ca
-from multiflow_gm.protein.seeding import seeded_generator, seeded_rng
+from multiflow_gm.protein.seeding import seed_from, seeded_rng
 
 
 def _augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    return seeded_generator(seed, epoch, index)
+    return seeded_generator(seed_from(seed, epoch, index))
 
 
 def _sequence_generator(seed: int, epoch: int, index: int) -> np.random.Generator:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from multiflow_gm.protein.evaluation.mpnn import MPNN_NUM_LETTERS, MPNN_UNKNOWN
-from multiflow_gm.protein.seeding import seeded_generator
+from multiflow_gm.protein.seeding import seed_from
 
 
 def chain_keys(seed: int, name: str, k: int) -> list[int]:
@@ -62,12 +62,14 @@ class SequenceDesigner:
         """
         import torch
 
+        from multiflow_gm.core.seeding import seeded_generator
+
         rows = len(names) * self.num_sequences
         keys = torch.full((rows, max_length), -1.0)
         gumbel = torch.zeros(rows, max_length, MPNN_NUM_LETTERS)
         for c, (name, length) in enumerate(zip(names, lengths)):
             for k in range(self.num_sequences):
-                generator = seeded_generator(*chain_keys(self.seed, name, k))
+                generator = seeded_generator(seed_from(*chain_keys(self.seed, name, k)))
                 row = c * self.num_sequences + k
                 keys[row, :length] = torch.rand(length, generator=generator)
                 uniform = torch.rand(length, MPNN_NUM_LETTERS, generator=generator).clamp_(1e-12, 1 - 1e-7)

@@ -29,10 +29,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.evaluation.alignment import align_pairs, tm_align
 from multiflow_gm.protein.evaluation.designability import kabsch_rmsd
-from multiflow_gm.protein.seeding import seeded_generator
+from multiflow_gm.protein.seeding import seed_from
 from multiflow_gm.protein.structure import backbone_frames
 
 TASKS = ("fold", "inverse-fold")
@@ -74,7 +75,7 @@ def fold_scores(predicted_ca: np.ndarray, native_ca: np.ndarray) -> dict[str, fl
 def chain_generator(seed: int, name: str, task: str, device) -> torch.Generator:
     """Generator seeded by (seed, chain name, task): a chain's draws do not depend on the other chains."""
     words = [seed, zlib.crc32(name.encode()), TASKS.index(task)]
-    return seeded_generator(*words, device=device)
+    return seeded_generator(seed_from(*words), device=device)
 
 
 def fold_and_design(network, process, chains: Sequence, sampling_cfg, tasks: Sequence[str] = TASKS,

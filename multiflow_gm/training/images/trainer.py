@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from multiflow_gm.core import CondOTPath
+from multiflow_gm.core import CondOTPath, seeded_generator
 from multiflow_gm.errors import UserError
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import BatchSampler, ImageData
@@ -66,9 +66,9 @@ class ImageTrainer:
                                            weight_decay=config.train.weight_decay)
         self.ema = EMA(self.net, config.train.ema_decay)
         # Batches are drawn on the CPU; times and noise on the network's device (one stream on a CPU).
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = seeded_generator(seed)
         self.noise_generator = (self.generator if self.device.type == "cpu"
-                                else torch.Generator(device=self.device).manual_seed(seed + 1))
+                                else seeded_generator(seed + 1, device=self.device))
         self.step, self.seconds, self.loss_history = 0, 0.0, []
         self.fingerprint = fingerprint(config, network)
         if checkpoint is not None and checkpoint.is_file():

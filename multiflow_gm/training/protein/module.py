@@ -17,12 +17,13 @@ import lightning as L
 import torch
 
 from multiflow_gm.config import from_dict, migrate
+from multiflow_gm.core.seeding import seeded_generator
 from multiflow_gm.protein.coordinates import frame_batch_from_collated
 from multiflow_gm.protein.losses import codesign_losses
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
 from multiflow_gm.protein.process import CoDesignProcess
-from multiflow_gm.protein.seeding import seeded_generator
+from multiflow_gm.protein.seeding import seed_from
 from multiflow_gm.training.protein.config import TrainConfig
 from multiflow_gm.training.step_sampler import BatchCounter, batch_counter
 
@@ -30,7 +31,7 @@ TIME_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
-    return seeded_generator(seed, step, rank)
+    return seeded_generator(seed_from(seed, step, rank))
 
 
 class CoDesignModule(L.LightningModule):
