@@ -139,7 +139,8 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - start
     final = _checkpoint_dir(out_dir) / "last.ckpt"
-    trainer.save_checkpoint(final)  # collective: every rank calls it, rank 0 writes
+    # Full state (optimiser, callbacks) so a resume continues exactly; collective: every rank calls it.
+    trainer.save_checkpoint(final, weights_only=False)
     if trainer.global_rank != 0:
         return {}
     validation_rows = _final_validation(validation, module, trainer.global_step, out_dir)
