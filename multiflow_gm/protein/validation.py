@@ -6,6 +6,10 @@ What a training run is judged by, measured on chains it never trains on:
   of the clean-structure prediction on validation chains corrupted at fixed times
   (co-design task; strands are non-local, so this shows from which time the
   network can place them);
+* one-shot inverse folding: cross-entropy and argmax recovery of the native sequence
+  predicted from the clean structure with every residue masked (t_struct = 1,
+  t_seq = 0), beside the entropy of the chains' composition (what a model that ignores
+  the structure would score);
 * folding: TM-score (normalised by the native length) of structures sampled for
   validation sequences; inverse folding: recovery of the native sequence by
   sequences designed for validation backbones;
@@ -33,7 +37,7 @@ from multiflow_gm.protein.data.cache import ChainCache
 from multiflow_gm.protein.data.dataset import ProteinChainDataset
 from multiflow_gm.protein.evaluation.geometry_metrics import CA_CA_WINDOW, CLASH_DISTANCE
 from multiflow_gm.protein.losses import LossConfig, codesign_losses
-from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, indices_to_sequence
+from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS, indices_to_sequence
 from multiflow_gm.protein.coordinates import (backbone_atoms_angstrom, ca_angstrom, frame_batch_from_collated,
                                               nm_to_angstrom)
 from multiflow_gm.protein.process import CoDesignProcess
@@ -135,6 +139,29 @@ def strand_fraction(rotations: torch.Tensor, translations_nm: torch.Tensor, mask
     return float(np.mean(states == "E"))
 
 
+@torch.no_grad()
+def inverse_folding_metrics(network, process: CoDesignProcess, data: ValidationSet) -> dict[str, float]:
+    """Native-sequence cross-entropy (nats/residue) and argmax recovery from clean validation
+    backbones with the whole sequence masked, and the composition entropy of those chains."""
+    frames = frame_batch_from_collated(data.batch, process.cfg.translation_scale)
+    size = frames.aatype.shape[0]
+    known = frames.residue_mask & (frames.aatype < NUM_AMINO_ACIDS)
+    inputs = dict(aatype=torch.full_like(frames.aatype, MASK), rotations=frames.rotations,
+                  translations=frames.translations, t_struct=torch.ones(size), t_seq=torch.zeros(size),
+                  residue_index=frames.residue_index, residue_mask=frames.residue_mask)
+    first = network(**inputs)
+    pred = network(**inputs, sc_translations=first["translations"],
+                   sc_probs=torch.softmax(first["logits"][..., :NUM_AMINO_ACIDS], -1))
+    log_probs = torch.log_softmax(pred["logits"][..., :NUM_AMINO_ACIDS].float(), -1)
+    native = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
+    ce = -log_probs.gather(-1, native[..., None])[..., 0]
+    counts = torch.bincount(frames.aatype[known], minlength=NUM_AMINO_ACIDS)[:NUM_AMINO_ACIDS].double()
+    composition = counts[counts > 0] / counts.sum()
+    return {"invfold_ce": float(ce[known].mean()),
+            "invfold_argmax_recovery": float((log_probs.argmax(-1) == frames.aatype)[known].float().mean()),
+            "composition_entropy": float(-(composition * composition.log()).sum())}
+
+
 def heldout_metrics(network, process: CoDesignProcess, data: ValidationSet, cfg: ValidationConfig,
                     sampling: SamplingConfig) -> dict[str, float]:
     """Folding TM-score and inverse-folding recovery on the held-out validation chains."""
@@ -204,6 +231,7 @@ def validate(network, process: CoDesignProcess, data: ValidationSet, cfg: Valida
     network.eval()
     try:
         metrics = denoising_metrics(network, process, data, cfg, loss_cfg)
+        metrics.update(inverse_folding_metrics(network, process, data))
         metrics.update(heldout_metrics(network, process, data, cfg, sampling))
         metrics.update(codesign_metrics(network, process, cfg, sampling))
     finally:

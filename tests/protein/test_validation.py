@@ -13,7 +13,8 @@ from multiflow_gm.protein.data.splits import SplitSettings, split_of, write_spli
 from multiflow_gm.protein.evaluation.geometry_metrics import backbone_geometry
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.process import CoDesignProcess
-from multiflow_gm.protein.validation import ValidationSet, clash_fraction, strand_fraction, validate
+from multiflow_gm.protein.validation import (ValidationSet, clash_fraction, inverse_folding_metrics, strand_fraction,
+                                            validate)
 from multiflow_gm.training.protein.config import TrainConfig
 from multiflow_gm.training.protein.trainer import train
 from multiflow_gm.training.protein.validation_callback import read_validation
@@ -90,6 +91,31 @@ def test_validation_is_deterministic_and_finite(split_cache, single_thread):
     strands = [value for key, value in first.items() if key.startswith("pred_strand_t")]
     assert all(0.0 <= value <= 1.0 for value in strands)
     assert 0.0 <= first["inverse_fold_recovery"] <= 1.0
+
+
+def test_structure_blind_logits_score_the_composition_entropy(split_cache, single_thread):
+    """Logits fixed at the log-composition of the chains: the cross-entropy is the composition's
+    entropy and the argmax recovers exactly the most common residue type's share."""
+    from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS
+
+    cfg = load_config(TrainConfig, TINY, QUICK)
+    chains = split_of(ChainCache(split_cache), "val").filter_length(cfg.data.min_length, cfg.data.max_length)
+    if len(chains) == 0:
+        pytest.skip("no validation chain in the tiny cache's length window")
+    data = ValidationSet.from_cache(chains, cfg.validation)
+    aatype, mask = data.batch["aatype"], data.batch["residue_mask"].bool()
+    native = aatype[mask & (aatype < NUM_AMINO_ACIDS)]
+    counts = torch.bincount(native, minlength=NUM_AMINO_ACIDS)[:NUM_AMINO_ACIDS].double() + 1e-12
+    network, process = CoDesignNetwork(cfg.model).double(), CoDesignProcess(cfg.process)
+    last = network.aatype_head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-1e9)
+        last.bias[:NUM_AMINO_ACIDS] = (counts / counts.sum()).log()
+    data.batch = {k: (v.double() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in data.batch.items()}
+    metrics = inverse_folding_metrics(network.eval(), process, data)
+    assert metrics["invfold_ce"] == pytest.approx(metrics["composition_entropy"], abs=1e-6)
+    assert metrics["invfold_argmax_recovery"] == pytest.approx(float(counts.max() / counts.sum()), abs=1e-6)
 
 
 def test_training_validates_on_schedule_and_from_initial_weights(split_cache, tmp_path):
