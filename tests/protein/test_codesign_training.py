@@ -85,7 +85,7 @@ def test_checkpoint_loads_weights_only_and_matches_export(trained_run):
 
 @pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(synthetic_cache, tmp_path):
-    base = ["trainer.checkpoint_every=4", "data.max_length=100"]
+    base = ["trainer.checkpoint_every=4", "data.max_length=100", "trainer.log_every=1"]
     straight = train(_tiny([*base, "trainer.max_steps=8"]), synthetic_cache, tmp_path / "a",
                      enable_progress_bar=False)
     train(_tiny([*base, "trainer.max_steps=4"]), synthetic_cache, tmp_path / "b", enable_progress_bar=False)
@@ -99,6 +99,13 @@ def test_resumed_run_equals_uninterrupted_run(synthetic_cache, tmp_path):
     for key, value in a["multiflow_gm"]["ema"]["shadow"].items():
         assert torch.equal(value, b["multiflow_gm"]["ema"]["shadow"][key]), key
     assert a["multiflow_gm"]["batches_consumed"] == b["multiflow_gm"]["batches_consumed"] == 8
+    # The resumed run's metrics keep the rows logged before the resume, as the straight run's do.
+    from multiflow_gm.training.plots import read_metrics
+
+    straight_steps = [s for s, _ in read_metrics(tmp_path / "a" / "logs" / "metrics.csv")["train/total"]]
+    resumed_steps = [s for s, _ in read_metrics(tmp_path / "b" / "logs" / "metrics.csv")["train/total"]]
+    assert resumed_steps == straight_steps and min(resumed_steps) < 4
+    assert not list((tmp_path / "b" / "logs").glob("metrics_part*.csv"))
 
 
 def test_config_errors_name_the_key(tmp_path):

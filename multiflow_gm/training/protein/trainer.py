@@ -24,6 +24,7 @@ from multiflow_gm.training.checkpoints import AtomicCheckpointIO
 from multiflow_gm.training.ema_callback import EMACallback
 from multiflow_gm.training.interrupts import GracefulInterrupt
 from multiflow_gm.training.plots import plot_loss_curves
+from multiflow_gm.training.metrics_log import merge_metrics, set_aside_metrics
 from multiflow_gm.training.protein.config import TrainConfig
 from multiflow_gm.training.protein.data import CoDesignData, training_chains
 from multiflow_gm.training.protein.module import CoDesignModule, parameter_count
@@ -135,6 +136,8 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
         plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
         enable_progress_bar=enable_progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         deterministic=False)
+    if ckpt_path is not None and trainer.global_rank == 0:
+        set_aside_metrics(out_dir / "logs")
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - start
@@ -146,6 +149,7 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
     validation_rows = _final_validation(validation, module, trainer.global_step, out_dir)
     export = export_weights(ema.shadow, to_dict(cfg), out_dir / "model_ema.safetensors",
                             extra={"global_step": trainer.global_step, "batches_consumed": counter.value})
+    merge_metrics(out_dir / "logs")
     plot = plot_loss_curves(out_dir / "logs" / "metrics.csv", out_dir / "loss_curve.png")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     summary = {"steps": trainer.global_step, "batches_consumed": counter.value,
