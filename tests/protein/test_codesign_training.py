@@ -66,10 +66,14 @@ def test_overfitting_one_chain_learns_its_geometry(trained_run):
                  "--steps", "200", "--out", str(samples), "--no-progress", "--no-gallery"]) == 0
     records = [json.loads(p.read_text()) for p in (samples / "records").glob("*.json")]
     assert len(records) == 2
-    # A random network puts consecutive CA atoms anywhere; the overfitted tiny model gets within
-    # 0.2 A of 3.80 (3.65-3.79 measured across package versions and thread settings).
+    # A random tiny network puts consecutive CA atoms about 22 A apart (0-3% of them within
+    # 3.3-4.3 A, 6 samples of 70 residues). The overfitted one: means of 3.56-3.80 A and 65-81% of
+    # the bonds within 3.3-4.3 A, varying with round-off-level changes to the arithmetic, which
+    # 2,000 steps amplify; the test allows for that spread.
     for record in records:
-        assert abs(record["ca_ca_mean"] - 3.80) < 0.2, record
+        bonds = np.linalg.norm(np.diff(np.asarray(record["ca"]), axis=0), axis=1)
+        assert abs(record["ca_ca_mean"] - 3.80) < 0.35, record
+        assert np.mean((bonds > 3.3) & (bonds < 4.3)) > 0.5, record
 
 
 @pytest.mark.slow
