@@ -1,7 +1,5 @@
 """Each run-config setting has one key; files written before keys were retired load as before."""
 
-import json
-
 import pytest
 import torch
 
