@@ -9,7 +9,7 @@ unit Gaussian prior have the spread of a small protein. Every crossing goes thro
 
 * :func:`frame_batch_from_collated` / :func:`centred_translations_nm`: Angstrom in, nm out,
   centred on the valid residues;
-* :func:`backbone_atoms_angstrom` / :func:`ca_angstrom` / :func:`angstrom_frames`: frames in
+* :func:`backbone_atoms_angstrom` / :func:`ca_angstrom`: frames in
   nm (a sampled batch or a prediction) out to Angstrom atoms;
 * :func:`backbone_atoms_nm`: ideal backbone atoms of nm frames, in nm (the auxiliary loss);
 * :func:`centre_on_ca`: a structure's atoms moved so its CA centroid is the origin.
@@ -101,11 +101,6 @@ def frame_batch_from_collated(batch: dict, nm_per_angstrom: float = NM_PER_ANGST
 def ca_angstrom(frames: FrameBatch, nm_per_angstrom: float = NM_PER_ANGSTROM) -> torch.Tensor:
     """CA positions ``[B, L, 3]`` in Angstrom of a frame batch (in the batch's dtype)."""
     return nm_to_angstrom(frames.translations, nm_per_angstrom)
-
-
-def angstrom_frames(frames: FrameBatch, nm_per_angstrom: float = NM_PER_ANGSTROM):
-    """``(rotations [B, L, 3, 3], translations [B, L, 3] Angstrom)`` of a frame batch."""
-    return frames.rotations, ca_angstrom(frames, nm_per_angstrom)
 
 
 def backbone_atoms_angstrom(rotations, translations_nm, residue_mask=None, nm_per_angstrom: float = NM_PER_ANGSTROM,

@@ -97,6 +97,13 @@ class ValidationSet:
         return cls(collate_chains(examples), heldout)
 
 
+def _self_conditioned_prediction(network, inputs: dict) -> dict:
+    """The network's prediction from a second pass conditioned on its first, as the sampler runs it."""
+    first = network(**inputs)
+    return network(**inputs, sc_translations=first["translations"],
+                   sc_probs=torch.softmax(first["logits"][..., :NUM_AMINO_ACIDS], -1))
+
+
 @torch.no_grad()
 def denoising_metrics(network, process: CoDesignProcess, data: ValidationSet, cfg: ValidationConfig,
                       loss_cfg: LossConfig) -> dict[str, float]:
@@ -114,10 +121,7 @@ def denoising_metrics(network, process: CoDesignProcess, data: ValidationSet, cf
         noisy = process.corrupt(clean, times, times.clone(), generator)
         inputs = dict(aatype=noisy["aatype_t"], rotations=noisy["rot_t"], translations=noisy["trans_t"],
                       t_struct=times, t_seq=times, residue_index=noisy["residue_index"], residue_mask=mask)
-        first = network(**inputs)
-        # Second pass with self-conditioning, as the sampler runs the network.
-        pred = network(**inputs, sc_translations=first["translations"],
-                       sc_probs=torch.softmax(first["logits"][..., :NUM_AMINO_ACIDS], -1))
+        pred = _self_conditioned_prediction(network, inputs)
         losses = codesign_losses(process, noisy, pred, loss_cfg)
         for name in ("translation", "rotation", "aatype", "auxiliary"):
             out[f"{name}_t{t:g}"] = float(losses[name].mean())
@@ -149,9 +153,7 @@ def inverse_folding_metrics(network, process: CoDesignProcess, data: ValidationS
     inputs = dict(aatype=torch.full_like(frames.aatype, MASK), rotations=frames.rotations,
                   translations=frames.translations, t_struct=torch.ones(size), t_seq=torch.zeros(size),
                   residue_index=frames.residue_index, residue_mask=frames.residue_mask)
-    first = network(**inputs)
-    pred = network(**inputs, sc_translations=first["translations"],
-                   sc_probs=torch.softmax(first["logits"][..., :NUM_AMINO_ACIDS], -1))
+    pred = _self_conditioned_prediction(network, inputs)
     log_probs = torch.log_softmax(pred["logits"][..., :NUM_AMINO_ACIDS].float(), -1)
     native = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
     ce = -log_probs.gather(-1, native[..., None])[..., 0]

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from multiflow_gm.core import so3
-from multiflow_gm.protein.coordinates import (angstrom_frames, backbone_atoms_angstrom, backbone_atoms_nm, ca_angstrom,
+from multiflow_gm.protein.coordinates import (backbone_atoms_angstrom, backbone_atoms_nm, ca_angstrom,
                                               centre_on_ca, centred_translations_nm, frame_batch_from_collated)
 from multiflow_gm.protein.data.batching import collate_chains
 from multiflow_gm.protein.data.cache import ChainCache
@@ -41,7 +41,7 @@ def test_structure_to_frame_batch_to_atoms_round_trip(synthetic_cache):
 def test_ca_round_trip_is_exact_to_float_precision(synthetic_cache):
     _, batch = _collated(synthetic_cache, [2, 4], random_rotation=True)
     frames = frame_batch_from_collated(batch)
-    rotations, ca = angstrom_frames(frames)
+    rotations, ca = frames.rotations, ca_angstrom(frames)
     mask = batch["residue_mask"]
     assert torch.equal(rotations, batch["rotations"])
     # The example is already centred in Angstrom, so only the unit changes: within two rounding steps.
