@@ -133,3 +133,17 @@ def synthetic_cache(compact_backbone, tmp_path_factory) -> Path:
                                      sequence="".join(AA_ORDER[a] for a in aatype), source=chain.source)))
     write_csv(out / METADATA_FILE, rows, METADATA_COLUMNS)
     return out
+
+
+@pytest.fixture(scope="module")
+def split_cache(synthetic_cache, tmp_path_factory) -> Path:
+    """The synthetic cache with train / val / test splits (25% val, 10% test)."""
+    import shutil
+
+    from multiflow_gm.protein.data.cache import ChainCache
+    from multiflow_gm.protein.data.splits import SplitSettings, write_splits
+
+    out = tmp_path_factory.mktemp("split_cache") / "cache"
+    shutil.copytree(synthetic_cache, out)
+    write_splits(ChainCache(out), SplitSettings(0.25, 0.1, seed=0))
+    return out

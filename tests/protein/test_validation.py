@@ -1,7 +1,6 @@
 """Outcome validation: the clash metric against the evaluator's, determinism, and the
 training hook (rows in validation.csv, the curve, init_from measured at step 0)."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import torch
 
 from multiflow_gm.config import load_config
 from multiflow_gm.protein.data.cache import ChainCache
-from multiflow_gm.protein.data.splits import SplitSettings, split_of, write_splits
+from multiflow_gm.protein.data.splits import split_of
 from multiflow_gm.protein.evaluation.geometry_metrics import backbone_geometry
 from multiflow_gm.protein.model.network import CoDesignNetwork
 from multiflow_gm.protein.process import CoDesignProcess
@@ -65,14 +64,6 @@ def test_strand_fraction_from_frames_matches_dssp_of_the_real_atoms():
         if checked >= 3:
             break
     assert checked > 0, "no strand-rich chain among the first files"
-
-
-@pytest.fixture(scope="module")
-def split_cache(synthetic_cache, tmp_path_factory):
-    out = tmp_path_factory.mktemp("split_cache") / "cache"
-    shutil.copytree(synthetic_cache, out)
-    write_splits(ChainCache(out), SplitSettings(0.25, 0.1, seed=0))
-    return out
 
 
 def test_validation_is_deterministic_and_finite(split_cache, single_thread):

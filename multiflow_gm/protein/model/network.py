@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 from multiflow_gm.protein.alphabet import NUM_AMINO_ACIDS, NUM_MODEL_TOKENS
 from multiflow_gm.protein.model.blocks import TrunkBlock
 from multiflow_gm.protein.model.embeddings import EdgeEmbedder, NodeEmbedder, select_neighbours
+from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder
 
 
 @dataclass
@@ -40,9 +41,15 @@ class ModelConfig:
     checkpoint_blocks: bool = False
     so3_jump_head: bool = False
     backbone_pair_features: bool = False
+    # Residue-type logits also from a message-passing decoder on the predicted clean backbone.
+    sequence_decoder: bool = False
+    decoder_hidden: int = 128
+    decoder_layers: int = 3
+    decoder_knn: int = 30
 
     def __post_init__(self):
-        for key in ("c_s", "c_z", "c_hidden", "num_heads", "num_blocks", "edge_hidden", "knn"):
+        for key in ("c_s", "c_z", "c_hidden", "num_heads", "num_blocks", "edge_hidden", "knn",
+                    "decoder_hidden", "decoder_layers", "decoder_knn"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1; got {getattr(self, key)}")
         if self.c_s % self.seq_heads:
@@ -63,6 +70,8 @@ class CoDesignNetwork(nn.Module):
                                          nn.Linear(cfg.c_s, NUM_MODEL_TOKENS))
         if cfg.so3_jump_head:
             self.jump_intensity = nn.Linear(cfg.c_s, 1)
+        if cfg.sequence_decoder:
+            self.sequence_decoder = SequenceDecoder(cfg.c_s, cfg.decoder_hidden, cfg.decoder_layers, cfg.decoder_knn)
 
     def forward(self, aatype, rotations, translations, t_struct, t_seq, residue_index, residue_mask,
                 sc_translations=None, sc_probs=None) -> dict:
@@ -70,7 +79,8 @@ class CoDesignNetwork(nn.Module):
         self-conditioning CA ``[B, L, 3]`` (nm) and residue-type probabilities ``[B, L, NUM_AMINO_ACIDS]``.
 
         Returns ``rotations``/``translations`` (predicted clean frames, nm), ``logits``
-        ``[B, L, NUM_MODEL_TOKENS]`` and, with the jump head, the rotation jump intensity ``jump_intensity``
+        ``[B, L, NUM_MODEL_TOKENS]`` (with the sequence decoder: the trunk head's plus the
+        decoder's on the predicted backbone) and, with the jump head, the rotation jump intensity ``jump_intensity``
         ``[B, L]`` (per unit time; the landing law is the path's, around the predicted frame).
         """
         mask = residue_mask.bool()
@@ -94,7 +104,13 @@ class CoDesignNetwork(nn.Module):
                                                            neighbours, padding, use_reentrant=False)
             else:
                 s, z, rotations, translations = block(s, z, rotations, translations, mask, neighbours, padding)
-        out = {"rotations": rotations, "translations": translations, "logits": self.aatype_head(s)}
+        logits = self.aatype_head(s)
+        if self.cfg.sequence_decoder:
+            # The decoder reads the predicted backbone without moving it: the structure is
+            # trained by its own losses, not bent toward an easier sequence.
+            logits = logits + self.sequence_decoder(aatype, rotations.detach(), translations.detach(),
+                                                    t_struct, residue_index, mask, context=s).to(logits.dtype)
+        out = {"rotations": rotations, "translations": translations, "logits": logits}
         if self.cfg.so3_jump_head:
             out["jump_intensity"] = F.softplus(self.jump_intensity(s).squeeze(-1))
         return out

@@ -86,8 +86,13 @@ class TrainConfig:
     # Exported weights (.safetensors) to start from instead of a random initialisation;
     # the architecture in `model` must match. Ignored when a run resumes.
     init_from: Optional[str] = None
+    # Weights of the sequence decoder alone (scripts/pretrain_sequence_decoder.py), loaded
+    # after init_from; needs model.sequence_decoder. Ignored when a run resumes.
+    decoder_init_from: Optional[str] = None
 
     def __post_init__(self):
+        if self.decoder_init_from and not self.model.sequence_decoder:
+            raise ValueError("decoder_init_from needs model.sequence_decoder: true")
         if self.process.so3_jump != self.model.so3_jump_head:
             raise ValueError("process.so3_jump and model.so3_jump_head must agree")
         # Validation samples with this: null follows `self_condition`, true without it is an error.

@@ -48,8 +48,9 @@ def _validation_callback(cfg: TrainConfig, cache_dir: Path, out_dir: Path, ema: 
 
 
 # Parts a config may add on top of a trained trunk (they start from their initialisation;
-# the backbone-pair edge projection starts at zero, so the network's function is unchanged).
-OPTIONAL_HEADS = ("jump_intensity.", "edges.backbone.")
+# the backbone-pair edge projection and the decoder's output start at zero, so the
+# network's function is unchanged).
+OPTIONAL_HEADS = ("jump_intensity.", "edges.backbone.", "sequence_decoder.")
 
 
 def _initialise_from(module: CoDesignModule, path: str) -> None:
@@ -68,6 +69,19 @@ def _initialise_from(module: CoDesignModule, path: str) -> None:
     if new_heads:
         print(f"init_from: {len(new_heads)} tensors of heads the source model lacks start fresh "
               f"({', '.join(sorted({k.split('.')[0] for k in new_heads}))})")
+
+
+def _initialise_decoder_from(module: CoDesignModule, path: str) -> None:
+    """Load a separately trained sequence decoder (all of its tensors must match)."""
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise ConfigError(f"decoder_init_from: no such file {path}")
+    try:
+        module.network.sequence_decoder.load_state_dict(load_file(path))
+    except RuntimeError as error:
+        raise ConfigError(f"decoder_init_from {path}: weights do not match model.decoder_*: {error}") from None
+    print(f"decoder_init_from: sequence decoder loaded from {path}")
 
 
 def _checkpoint_dir(out_dir: Path) -> Path:
@@ -112,6 +126,8 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
     initialised = bool(cfg.init_from) and ckpt_path is None
     if initialised:
         _initialise_from(module, cfg.init_from)
+    if cfg.decoder_init_from and ckpt_path is None:
+        _initialise_decoder_from(module, cfg.decoder_init_from)
     # Trained weights need no warmup of the average; a resumed run takes the flag from its checkpoint.
     ema = EMACallback(cfg.optim.ema_decay, warmup=not initialised)
     counter = BatchCounter()
@@ -124,7 +140,11 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
         extra_callbacks = (*extra_callbacks, validation)
     checkpoint = ModelCheckpoint(dirpath=_checkpoint_dir(out_dir), filename="step{step:07d}",
                                  every_n_train_steps=cfg.trainer.checkpoint_every, save_last=True,
-                                 save_top_k=1, auto_insert_metric_name=False)
+                                 save_top_k=1, auto_insert_metric_name=False,
+                                 # A run directory copied or moved elsewhere must still overwrite
+                                 # last.ckpt; Lightning would otherwise write last-v1.ckpt, which a
+                                 # resume never reads.
+                                 enable_version_counter=False)
     interrupt = GracefulInterrupt()
     t = cfg.trainer
     trainer = L.Trainer(

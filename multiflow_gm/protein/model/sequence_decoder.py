@@ -1,0 +1,96 @@
+"""Structure-conditioned sequence decoder: residue-type logits from a backbone and a partly revealed sequence.
+
+A message-passing network over each residue's k nearest neighbours (by CA distance),
+whose edge features are radial bases of the 16 distances between the two residues'
+N, CA, C and virtual CB atoms plus their relative sequence position: the features with
+which ProteinMPNN reaches about 50% recovery, where the co-design trunk's pair
+representation reaches about 20%. The co-design network runs it on its own predicted
+clean backbone, so the sequence it proposes is read off explicit geometry.
+
+Every input is invariant (distances, sequence offsets, residue types, times), so the
+logits are invariant to rotations and translations of the backbone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
+from multiflow_gm.protein.model.embeddings import (backbone_pair_distances, gather_neighbours, rbf,
+                                                   select_neighbours, sinusoidal)
+
+
+class MessageLayer(nn.Module):
+    """One round of neighbour messages, a node feed-forward, and an edge update (all residual, normalised)."""
+
+    def __init__(self, hidden: int, scale: float):
+        super().__init__()
+        self.scale = scale
+        self.message = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                     nn.Linear(hidden, hidden))
+        self.node_norm = nn.LayerNorm(hidden)
+        self.feed_forward = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
+        self.ff_norm = nn.LayerNorm(hidden)
+        self.edge_update = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.edge_norm = nn.LayerNorm(hidden)
+
+    def _pairs(self, h, e, neighbours):
+        h_i = h[:, :, None].expand(-1, -1, neighbours.shape[-1], -1)
+        return torch.cat([h_i, e, gather_neighbours(h, neighbours)], dim=-1)
+
+    def forward(self, h, e, neighbours, edge_mask, node_mask):
+        """``h [B, L, H]``, ``e [B, L, K, H]``, ``neighbours [B, L, K]``, masks ``[B, L, K]`` / ``[B, L]``."""
+        messages = self.message(self._pairs(h, e, neighbours)) * edge_mask[..., None]
+        h = self.node_norm(h + messages.sum(dim=2) / self.scale)
+        h = self.ff_norm(h + self.feed_forward(h)) * node_mask[..., None]
+        e = self.edge_norm(e + self.edge_update(self._pairs(h, e, neighbours)))
+        return h, e
+
+
+class SequenceDecoder(nn.Module):
+    """Logits ``[B, L, NUM_MODEL_TOKENS]`` from a backbone's frames and the current residue types.
+
+    ``c_s`` is the width of an optional per-residue context (the co-design trunk's node
+    features); its projection starts at zero, so a decoder trained without context
+    computes the same function when a context is first attached.
+    """
+
+    def __init__(self, c_s: int, hidden: int = 128, num_layers: int = 3, knn: int = 30, num_rbf: int = 16,
+                 max_distance_nm: float = 2.2, max_relpos: int = 32, time_dim: int = 32):
+        super().__init__()
+        self.knn, self.num_rbf, self.max_distance = knn, num_rbf, max_distance_nm
+        self.max_relpos, self.time_dim = max_relpos, time_dim
+        self.aatype = nn.Embedding(NUM_MODEL_TOKENS, hidden)
+        self.time = nn.Linear(time_dim, hidden)
+        self.context = nn.Linear(c_s, hidden, bias=False)
+        nn.init.zeros_(self.context.weight)
+        self.node_norm = nn.LayerNorm(hidden)
+        self.relpos = nn.Embedding(2 * max_relpos + 1, hidden)
+        self.edge_in = nn.Linear(16 * num_rbf, hidden)
+        self.edge_norm = nn.LayerNorm(hidden)
+        self.layers = nn.ModuleList([MessageLayer(hidden, scale=float(knn)) for _ in range(num_layers)])
+        self.out = nn.Linear(hidden, NUM_MODEL_TOKENS)
+        # Zero logits at first: added to a trained network's, the decoder changes nothing until trained.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, aatype, rotations, translations_nm, t_struct, residue_index, residue_mask, context=None):
+        """``aatype [B, L]`` model tokens; frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm);
+        ``t_struct [B]`` (how far the backbone is from noise); ``context [B, L, c_s]`` or None."""
+        mask = residue_mask.bool()
+        neighbours = select_neighbours(translations_nm, mask, self.knn, sequence_window=0)
+        edge_mask = gather_neighbours(mask[..., None].float(), neighbours)[..., 0] * mask[..., None]
+        distances = backbone_pair_distances(rotations, translations_nm, neighbours)
+        offset = gather_neighbours(residue_index[..., None], neighbours)[..., 0] - residue_index[..., None]
+        relpos = offset.clamp(-self.max_relpos, self.max_relpos) + self.max_relpos
+        e = self.edge_in(rbf(distances, self.num_rbf, self.max_distance).flatten(-2)) + self.relpos(relpos)
+        e = self.edge_norm(e)
+        times = sinusoidal(t_struct * 1000, self.time_dim).to(self.time.weight.dtype)
+        h = self.aatype(aatype) + self.time(times)[:, None]
+        if context is not None:
+            h = h + self.context(context.to(h.dtype))
+        h = self.node_norm(h) * mask[..., None]
+        for layer in self.layers:
+            h, e = layer(h, e, neighbours, edge_mask, mask)
+        return self.out(h)

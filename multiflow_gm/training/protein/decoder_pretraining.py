@@ -1,0 +1,204 @@
+"""Train the structure-conditioned sequence decoder alone, on native backbones of a cache's training split.
+
+The task is inverse folding with part of the sequence revealed, as the masking path
+corrupts it: each residue is revealed with probability u ~ U(0, 1), and the loss is
+the cross-entropy of the masked residues. Backbones get small Gaussian noise on CA
+positions (Angstrom) and rotations (radians), as ProteinMPNN trains, so that the
+decoder does not read the sequence off crystallographic detail.
+
+Every ``eval_every`` steps the run measures cross-entropy and argmax recovery of
+validation-split chains with the whole sequence masked, appends to ``curve.csv``,
+and writes ``decoder.safetensors`` (the decoder's weights, for a co-design config's
+``decoder_init_from``) and ``state.pt`` (weights, optimiser, step, random state;
+for ``resume``), each atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from multiflow_gm.atomic_files import atomic_path, atomic_torch_save, atomic_write_json
+from multiflow_gm.core.spaces import so3
+from multiflow_gm.errors import ConfigError
+from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS
+from multiflow_gm.protein.coordinates import angstrom_to_nm, frame_batch_from_collated
+from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder
+
+CURVE_FILE, WEIGHTS_FILE, STATE_FILE, SETTINGS_FILE = "curve.csv", "decoder.safetensors", "state.pt", "settings.json"
+
+
+@dataclass
+class DecoderPretraining:
+    steps: int = 3000
+    eval_every: int = 200
+    hidden: int = 128
+    layers: int = 3
+    knn: int = 30
+    context_width: int = 128  # model.c_s of the co-design network the decoder will join
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    residues_per_batch: int = 2000
+    noise_angstrom: float = 0.2
+    rotation_noise: float = 0.05
+    label_smoothing: float = 0.1
+    min_length: int = 40
+    max_length: int = 256
+    val_chains: int = 64
+    seed: int = 0
+
+    def __post_init__(self):
+        for key in ("steps", "eval_every", "hidden", "layers", "knn", "context_width", "residues_per_batch",
+                    "val_chains"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1; got {getattr(self, key)}")
+
+
+def corrupt(frames, generator: torch.Generator, noise_angstrom: float, rotation_noise: float):
+    """Noisy frames and a partly masked sequence of a :class:`FrameBatch` (nm).
+
+    Returns ``aatype [B, L]`` (masked residues = MASK), ``rotations``, ``translations`` (nm)
+    and the loss mask ``[B, L]``: masked residues of known type.
+    """
+    b, l = frames.aatype.shape
+    noise = angstrom_to_nm(noise_angstrom) * torch.randn(frames.translations.shape, generator=generator)
+    rotations = frames.rotations @ so3.exp(rotation_noise * torch.randn(b, l, 3, generator=generator))
+    masked = torch.rand(b, l, generator=generator) >= torch.rand(b, 1, generator=generator)
+    aatype = torch.where(masked, torch.full_like(frames.aatype, MASK), frames.aatype)
+    known = frames.residue_mask & (frames.aatype < NUM_AMINO_ACIDS)
+    return aatype, rotations, frames.translations + noise, masked & known
+
+
+@torch.no_grad()
+def masked_sequence_metrics(decoder: SequenceDecoder, batch: dict) -> dict[str, float]:
+    """Cross-entropy (nats/residue) and argmax recovery of a collated batch's native sequences
+    from their clean backbones with the whole sequence masked."""
+    was_training = decoder.training
+    decoder.eval()
+    frames = frame_batch_from_collated(batch)
+    logits = decoder(torch.full_like(frames.aatype, MASK), frames.rotations, frames.translations,
+                     torch.ones(frames.aatype.shape[0]), frames.residue_index, frames.residue_mask)
+    decoder.train(was_training)
+    log_probs = torch.log_softmax(logits[..., :NUM_AMINO_ACIDS].float(), -1)
+    known = frames.residue_mask & (frames.aatype < NUM_AMINO_ACIDS)
+    native = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
+    ce = -log_probs.gather(-1, native[..., None])[..., 0]
+    return {"val_ce": float(ce[known].mean()),
+            "val_recovery": float((log_probs.argmax(-1) == frames.aatype)[known].float().mean())}
+
+
+def _data(cache_dir: Path, s: DecoderPretraining):
+    from multiflow_gm.protein.data.batching import LengthBatchSampler, collate_chains
+    from multiflow_gm.protein.data.cache import ChainCache
+    from multiflow_gm.protein.data.dataset import ProteinChainDataset
+    from multiflow_gm.protein.data.splits import split_of
+
+    cache = ChainCache(cache_dir)
+    train = split_of(cache, "train").filter_length(s.min_length, s.max_length)
+    val = split_of(cache, "val").filter_length(s.min_length, s.max_length)
+    if len(train) == 0 or len(val) == 0:
+        raise ConfigError(f"{cache_dir}: no train or val chain of {s.min_length}-{s.max_length} residues")
+    dataset = ProteinChainDataset(train, seed=s.seed, preload=True)
+    val_set = ProteinChainDataset(val, seed=s.seed, random_rotation=False)
+    chosen = np.random.default_rng(s.seed).permutation(len(val))[: s.val_chains]
+    val_batch = collate_chains([val_set[int(i)] for i in sorted(chosen, key=lambda i: int(val.lengths[i]))])
+    # The batch budget counts squared residues; one chain of residues_per_batch fits exactly.
+    sampler = LengthBatchSampler(dataset.lengths, squared_residue_budget=s.residues_per_batch ** 2 // 100,
+                                 max_batch_size=64, mode="same_length", seed=s.seed)
+    print(f"decoder pretraining: {len(train)} training chains, {len(chosen)} of {len(val)} validation chains")
+    return dataset, sampler, val_batch, collate_chains
+
+
+def _save(out: Path, decoder, optimiser, position: dict, generator: torch.Generator) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file({k: v.contiguous() for k, v in decoder.state_dict().items()}, str(tmp))
+    atomic_torch_save({"decoder": decoder.state_dict(), "optimiser": optimiser.state_dict(), **position,
+                       "generator": generator.get_state()}, out / STATE_FILE)
+
+
+def _append_curve(out: Path, row: dict) -> list[dict]:
+    path = out / CURVE_FILE
+    rows = list(csv.DictReader(path.open())) if path.is_file() else []
+    rows = [r for r in rows if int(r["step"]) < row["step"]] + [row]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, s: DecoderPretraining,
+                   step: int) -> float:
+    """One optimiser step on a collated batch (linear warmup of the learning rate); the loss."""
+    for group in optimiser.param_groups:
+        group["lr"] = s.lr * min(1.0, (step + 1) / s.warmup_steps)
+    frames = frame_batch_from_collated(batch)
+    aatype, rotations, translations, loss_mask = corrupt(frames, generator, s.noise_angstrom, s.rotation_noise)
+    logits = decoder(aatype, rotations, translations, torch.ones(aatype.shape[0]), frames.residue_index,
+                     frames.residue_mask)
+    target = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
+    loss = F.cross_entropy(logits[..., :NUM_AMINO_ACIDS][loss_mask], target[loss_mask],
+                           label_smoothing=s.label_smoothing)
+    optimiser.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
+    optimiser.step()
+    return loss.item()
+
+
+def pretrain_decoder(cache_dir: str | Path, out: str | Path, s: DecoderPretraining, resume: bool = False,
+                     progress: bool = True) -> dict:
+    """Train (or resume) and return the final validation row; see the module docstring for the files."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    if (out / STATE_FILE).is_file() and not resume:
+        raise ConfigError(f"{out} already holds a decoder run; pass --resume or choose another --out")
+    if resume and not (out / STATE_FILE).is_file():
+        raise ConfigError(f"--resume: {out / STATE_FILE} does not exist")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / SETTINGS_FILE, asdict(s))
+    torch.manual_seed(s.seed)
+    dataset, sampler, val_batch, collate = _data(Path(cache_dir), s)
+    decoder = SequenceDecoder(s.context_width, s.hidden, s.layers, s.knn)
+    optimiser = torch.optim.AdamW(decoder.parameters(), lr=s.lr, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(s.seed)
+    position = {"step": 0, "epoch": 0, "batch": 0}  # optimiser steps; epoch and batch within it
+    if resume:
+        state = torch.load(out / STATE_FILE, weights_only=True)
+        decoder.load_state_dict(state["decoder"])
+        optimiser.load_state_dict(state["optimiser"])
+        position = {key: int(state[key]) for key in position}
+        generator.set_state(state["generator"])
+    start, row = time.time(), {}
+    bar = tqdm(total=s.steps, initial=position["step"], disable=not progress, desc="decoder")
+    while position["step"] < s.steps:
+        sampler.set_epoch(position["epoch"])
+        dataset.set_epoch(position["epoch"])
+        sampler.set_start_batch(position["batch"])
+        for indices in sampler:
+            position["batch"] += 1
+            loss = _training_step(decoder, optimiser, collate([dataset[i] for i in indices]), generator, s,
+                                  position["step"])
+            position["step"] += 1
+            bar.update(1)
+            if position["step"] % s.eval_every == 0 or position["step"] == s.steps:
+                row = {"step": position["step"], "train_ce": loss, "wall_s": round(time.time() - start, 1),
+                       **masked_sequence_metrics(decoder, val_batch)}
+                _append_curve(out, row)
+                _save(out, decoder, optimiser, position, generator)
+                bar.set_postfix(val_ce=f"{row['val_ce']:.3f}", val_recovery=f"{row['val_recovery']:.3f}")
+            if position["step"] >= s.steps:
+                break
+        else:
+            position["epoch"], position["batch"] = position["epoch"] + 1, 0
+    bar.close()
+    return row

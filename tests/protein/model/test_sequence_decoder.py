@@ -1,0 +1,126 @@
+"""The sequence decoder: invariance, padding, zero start inside a trained network, and that it learns."""
+
+import pytest
+import torch
+
+from multiflow_gm.core import so3
+from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS, NUM_MODEL_TOKENS
+from multiflow_gm.protein.model.network import CoDesignNetwork, ModelConfig
+from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder
+
+from tests.protein.model.test_network import TINY, _inputs
+
+
+def _decoder(**kwargs):
+    torch.manual_seed(0)
+    decoder = SequenceDecoder(c_s=8, hidden=16, num_layers=2, knn=5, **kwargs).double()
+    torch.nn.init.normal_(decoder.out.weight, std=0.3)  # the zero start would make every check trivial
+    torch.nn.init.normal_(decoder.context.weight, std=0.3)
+    return decoder.eval()
+
+
+def _backbone(b=2, l=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(b, l, dtype=torch.bool)
+    if b > 1:
+        mask[1, -4:] = False
+    return dict(aatype=torch.randint(0, NUM_MODEL_TOKENS, (b, l), generator=g),
+                rotations=so3.uniform((b, l), dtype=torch.float64, generator=g),
+                translations_nm=torch.cumsum(torch.randn(b, l, 3, dtype=torch.float64, generator=g) * 0.22, 1),
+                t_struct=torch.rand(b, dtype=torch.float64, generator=g),
+                residue_index=torch.arange(l).expand(b, l), residue_mask=mask,
+                context=torch.randn(b, l, 8, dtype=torch.float64, generator=g))
+
+
+def test_logits_are_invariant_to_rigid_motions():
+    decoder, inputs = _decoder(), _backbone()
+    g = so3.exp(torch.tensor([1.1, -0.4, 2.5], dtype=torch.float64))
+    moved = dict(inputs, rotations=g @ inputs["rotations"],
+                 translations_nm=inputs["translations_nm"] @ g.T + torch.tensor([2.0, -3.0, 0.7], dtype=torch.float64))
+    with torch.no_grad():
+        a, b = decoder(**inputs), decoder(**moved)
+    mask = inputs["residue_mask"]
+    assert a[mask].abs().max() > 1e-2
+    assert torch.allclose(a[mask], b[mask], atol=1e-8)
+
+
+def test_padding_does_not_change_valid_residues():
+    decoder, inputs = _decoder(), _backbone(b=1, l=9)
+    padded = {k: (torch.cat([v, v[:, :3]], 1) if torch.is_tensor(v) and v.dim() > 1 else v) for k, v in inputs.items()}
+    padded["residue_mask"] = torch.cat([inputs["residue_mask"], torch.zeros(1, 3, dtype=torch.bool)], 1)
+    with torch.no_grad():
+        a, b = decoder(**inputs), decoder(**padded)
+    assert torch.allclose(a, b[:, :9], atol=1e-10)
+
+
+def test_network_with_a_fresh_decoder_is_the_trained_function():
+    """Added to a trained network, the zero-initialised decoder changes nothing at first."""
+    torch.manual_seed(2)
+    plain = CoDesignNetwork(ModelConfig(**TINY)).double().eval()
+    extended = CoDesignNetwork(ModelConfig(**TINY, sequence_decoder=True, decoder_hidden=16, decoder_layers=1,
+                                           decoder_knn=4)).double().eval()
+    missing, unexpected = extended.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("sequence_decoder.") for k in missing) and not unexpected
+    inputs = _inputs(b=2, l=9)
+    with torch.no_grad():
+        a, b = plain(**inputs), extended(**inputs)
+    assert torch.allclose(a["logits"], b["logits"], atol=1e-12)
+
+
+def test_network_with_decoder_keeps_se3_equivariance():
+    torch.manual_seed(0)
+    net = CoDesignNetwork(ModelConfig(**TINY, sequence_decoder=True, decoder_hidden=16, decoder_layers=1,
+                                      decoder_knn=4)).double()
+    for block in net.blocks:
+        torch.nn.init.normal_(block.backbone_update.weight, std=0.1)
+    torch.nn.init.normal_(net.sequence_decoder.out.weight, std=0.3)
+    net.eval()
+    inputs = _inputs()
+    g = so3.exp(torch.tensor([0.4, -1.3, 2.2], dtype=torch.float64))
+    shift = torch.tensor([3.0, -1.0, 0.5], dtype=torch.float64)
+    moved = dict(inputs, rotations=g @ inputs["rotations"], translations=inputs["translations"] @ g.T + shift,
+                 sc_translations=inputs["sc_translations"] @ g.T + shift)
+    with torch.no_grad():
+        out, out_moved = net(**inputs), net(**moved)
+    mask = inputs["residue_mask"]
+    assert torch.allclose(out_moved["logits"][mask], out["logits"][mask], atol=1e-4)
+    assert torch.allclose(out_moved["translations"][mask], (out["translations"] @ g.T + shift)[mask], atol=1e-4)
+
+
+def test_decoder_learns_a_residue_type_written_in_the_geometry():
+    """A rule only the backbone shows (residue type = the quartile of a residue's count of
+    neighbours within 1 nm) is learned from the fully masked sequence, far beyond guessing."""
+    torch.manual_seed(0)
+    decoder = SequenceDecoder(c_s=1, hidden=32, num_layers=2, knn=8)
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+
+    def batch():
+        ca = torch.cumsum(torch.randn(8, 24, 3, generator=g) * 0.2, 1)
+        rotations = so3.uniform((8, 24), generator=g)
+        count = (torch.cdist(ca, ca) < 1.0).sum(-1).float()
+        return ca, rotations, torch.bucketize(count, torch.tensor([13.5, 17.5, 21.5]))
+
+    for _ in range(300):
+        ca, rotations, target = batch()
+        logits = decoder(torch.full_like(target, MASK), rotations, ca, torch.ones(8), torch.arange(24).expand(8, 24),
+                         torch.ones(8, 24, dtype=torch.bool))
+        loss = torch.nn.functional.cross_entropy(logits[..., :NUM_AMINO_ACIDS].reshape(-1, NUM_AMINO_ACIDS),
+                                                 target.reshape(-1))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    ca, rotations, target = batch()
+    with torch.no_grad():
+        logits = decoder(torch.full_like(target, MASK), rotations, ca, torch.ones(8), torch.arange(24).expand(8, 24),
+                         torch.ones(8, 24, dtype=torch.bool))
+    accuracy = (logits[..., :NUM_AMINO_ACIDS].argmax(-1) == target).float().mean()
+    majority = torch.bincount(target.reshape(-1)).max() / target.numel()
+    assert accuracy > max(0.6, float(majority) + 0.15)
+
+
+def test_decoder_init_from_needs_the_decoder():
+    from multiflow_gm.training.protein.config import TrainConfig
+
+    with pytest.raises(ValueError, match="model.sequence_decoder"):
+        TrainConfig(decoder_init_from="decoder.safetensors")
