@@ -153,15 +153,21 @@ def inverse_folding_metrics(network, process: CoDesignProcess, data: ValidationS
     inputs = dict(aatype=torch.full_like(frames.aatype, MASK), rotations=frames.rotations,
                   translations=frames.translations, t_struct=torch.ones(size), t_seq=torch.zeros(size),
                   residue_index=frames.residue_index, residue_mask=frames.residue_mask)
-    pred = _self_conditioned_prediction(network, inputs)
-    log_probs = torch.log_softmax(pred["logits"][..., :NUM_AMINO_ACIDS].float(), -1)
-    native = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
-    ce = -log_probs.gather(-1, native[..., None])[..., 0]
+    ce, recovery = native_sequence_scores(_self_conditioned_prediction(network, inputs)["logits"], frames.aatype,
+                                          frames.residue_mask)
     counts = torch.bincount(frames.aatype[known], minlength=NUM_AMINO_ACIDS)[:NUM_AMINO_ACIDS].double()
     composition = counts[counts > 0] / counts.sum()
-    return {"invfold_ce": float(ce[known].mean()),
-            "invfold_argmax_recovery": float((log_probs.argmax(-1) == frames.aatype)[known].float().mean()),
+    return {"invfold_ce": ce, "invfold_argmax_recovery": recovery,
             "composition_entropy": float(-(composition * composition.log()).sum())}
+
+
+def native_sequence_scores(logits: torch.Tensor, aatype: torch.Tensor, residue_mask: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy (nats/residue) of the native residue types ``aatype [B, L]`` under
+    ``logits [B, L, >= NUM_AMINO_ACIDS]``, and the argmax recovery, over residues of known type."""
+    log_probs = torch.log_softmax(logits[..., :NUM_AMINO_ACIDS].float(), -1)
+    known = residue_mask.bool() & (aatype < NUM_AMINO_ACIDS)
+    ce = -log_probs.gather(-1, aatype.clamp(max=NUM_AMINO_ACIDS - 1)[..., None])[..., 0]
+    return float(ce[known].mean()), float((log_probs.argmax(-1) == aatype)[known].float().mean())
 
 
 def heldout_metrics(network, process: CoDesignProcess, data: ValidationSet, cfg: ValidationConfig,

@@ -30,6 +30,7 @@ from multiflow_gm.errors import ConfigError
 from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS
 from multiflow_gm.protein.coordinates import angstrom_to_nm, frame_batch_from_collated
 from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder
+from multiflow_gm.protein.validation import native_sequence_scores
 
 CURVE_FILE, WEIGHTS_FILE, STATE_FILE, SETTINGS_FILE = "curve.csv", "decoder.safetensors", "state.pt", "settings.json"
 
@@ -85,12 +86,8 @@ def masked_sequence_metrics(decoder: SequenceDecoder, batch: dict) -> dict[str, 
     logits = decoder(torch.full_like(frames.aatype, MASK), frames.rotations, frames.translations,
                      torch.ones(frames.aatype.shape[0]), frames.residue_index, frames.residue_mask)
     decoder.train(was_training)
-    log_probs = torch.log_softmax(logits[..., :NUM_AMINO_ACIDS].float(), -1)
-    known = frames.residue_mask & (frames.aatype < NUM_AMINO_ACIDS)
-    native = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
-    ce = -log_probs.gather(-1, native[..., None])[..., 0]
-    return {"val_ce": float(ce[known].mean()),
-            "val_recovery": float((log_probs.argmax(-1) == frames.aatype)[known].float().mean())}
+    ce, recovery = native_sequence_scores(logits, frames.aatype, frames.residue_mask)
+    return {"val_ce": ce, "val_recovery": recovery}
 
 
 def _data(cache_dir: Path, s: DecoderPretraining):
