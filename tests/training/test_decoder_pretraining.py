@@ -44,3 +44,4 @@ def test_short_run_writes_its_files_and_resume_continues_it_exactly(split_cache,
         assert torch.allclose(a[key], b[key], atol=1e-6), key
     rows = list(csv.DictReader((parts / "curve.csv").open()))
     assert [int(r["step"]) for r in rows] == [3, 6]
+    assert (parts / "curve.png").stat().st_size > 0

@@ -9,7 +9,7 @@ decoder does not read the sequence off crystallographic detail.
 Every ``eval_every`` steps the run measures cross-entropy and argmax recovery of
 validation-split chains with the whole sequence masked, appends to ``curve.csv``,
 and writes ``decoder.safetensors`` (the decoder's weights, for a co-design config's
-``decoder_init_from``) and ``state.pt`` (weights, optimiser, step, random state;
+``decoder_init_from``), ``curve.png`` and ``state.pt`` (weights, optimiser, step, random state;
 for ``resume``), each atomically.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from multiflow_gm.atomic_files import atomic_path, atomic_torch_save, atomic_write_json
+from multiflow_gm.atomic_files import atomic_path, atomic_save_figure, atomic_torch_save, atomic_write_json
 from multiflow_gm.core.spaces import so3
 from multiflow_gm.errors import ConfigError
 from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS
@@ -33,6 +33,7 @@ from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder
 from multiflow_gm.protein.validation import native_sequence_scores
 
 CURVE_FILE, WEIGHTS_FILE, STATE_FILE, SETTINGS_FILE = "curve.csv", "decoder.safetensors", "state.pt", "settings.json"
+PLOT_FILE = "curve.png"
 
 
 @dataclass
@@ -151,6 +152,24 @@ def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, 
     return loss.item()
 
 
+def plot_curve(rows: list[dict], path: Path) -> None:
+    """Training and validation cross-entropy, and validation recovery, against steps."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [int(r["step"]) for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(steps, [float(r["train_ce"]) for r in rows], label="training batch (masked residues)")
+    left.plot(steps, [float(r["val_ce"]) for r in rows], label="validation (all masked)")
+    left.set(xlabel="step", ylabel="cross-entropy (nats/residue)")
+    left.legend()
+    right.plot(steps, [float(r["val_recovery"]) for r in rows])
+    right.set(xlabel="step", ylabel="validation argmax recovery")
+    fig.tight_layout()
+    atomic_save_figure(fig, path, dpi=120)
+
+
 def pretrain_decoder(cache_dir: str | Path, out: str | Path, s: DecoderPretraining, resume: bool = False,
                      progress: bool = True) -> dict:
     """Train (or resume) and return the final validation row; see the module docstring for the files."""
@@ -190,7 +209,7 @@ def pretrain_decoder(cache_dir: str | Path, out: str | Path, s: DecoderPretraini
             if position["step"] % s.eval_every == 0 or position["step"] == s.steps:
                 row = {"step": position["step"], "train_ce": loss, "wall_s": round(time.time() - start, 1),
                        **masked_sequence_metrics(decoder, val_batch)}
-                _append_curve(out, row)
+                plot_curve(_append_curve(out, row), out / PLOT_FILE)
                 _save(out, decoder, optimiser, position, generator)
                 bar.set_postfix(val_ce=f"{row['val_ce']:.3f}", val_recovery=f"{row['val_recovery']:.3f}")
             if position["step"] >= s.steps:
