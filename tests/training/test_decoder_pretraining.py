@@ -11,7 +11,7 @@ from multiflow_gm.protein.alphabet import MASK
 from multiflow_gm.protein.frame_batch import FrameBatch
 from multiflow_gm.training.protein.decoder_pretraining import DecoderPretraining, corrupt, pretrain_decoder
 
-SMALL = dict(hidden=16, layers=1, knn=6, context_width=8, residues_per_batch=300, min_length=10, max_length=400,
+SMALL = dict(hidden=16, layers=1, knn=6, context_width=8, squared_residue_budget=900, min_length=10, max_length=400,
              val_chains=4, warmup_steps=2)
 
 

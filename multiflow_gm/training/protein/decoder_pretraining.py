@@ -46,7 +46,8 @@ class DecoderPretraining:
     context_width: int = 128  # model.c_s of the co-design network the decoder will join
     lr: float = 1e-3
     warmup_steps: int = 200
-    residues_per_batch: int = 2000
+    # Chains per batch: this budget / length^2 (as data.squared_residue_budget); 4 chains of 100.
+    squared_residue_budget: int = 40_000
     noise_angstrom: float = 0.2
     rotation_noise: float = 0.05
     label_smoothing: float = 0.1
@@ -56,7 +57,7 @@ class DecoderPretraining:
     seed: int = 0
 
     def __post_init__(self):
-        for key in ("steps", "eval_every", "hidden", "layers", "knn", "context_width", "residues_per_batch",
+        for key in ("steps", "eval_every", "hidden", "layers", "knn", "context_width", "squared_residue_budget",
                     "val_chains"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1; got {getattr(self, key)}")
@@ -106,8 +107,7 @@ def _data(cache_dir: Path, s: DecoderPretraining):
     val_set = ProteinChainDataset(val, seed=s.seed, random_rotation=False)
     chosen = np.random.default_rng(s.seed).permutation(len(val))[: s.val_chains]
     val_batch = collate_chains([val_set[int(i)] for i in sorted(chosen, key=lambda i: int(val.lengths[i]))])
-    # The batch budget counts squared residues; one chain of residues_per_batch fits exactly.
-    sampler = LengthBatchSampler(dataset.lengths, squared_residue_budget=s.residues_per_batch ** 2 // 100,
+    sampler = LengthBatchSampler(dataset.lengths, squared_residue_budget=s.squared_residue_budget,
                                  max_batch_size=64, mode="same_length", seed=s.seed)
     print(f"decoder pretraining: {len(train)} training chains, {len(chosen)} of {len(val)} validation chains")
     return dataset, sampler, val_batch, collate_chains
