@@ -55,7 +55,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_curves(args) -> None:
-    subprocess.run(_cli(args.run, "--curves", "--models", "flow", "jump", "superposition"), check=True)
+    subprocess.run(_cli(args.run, "--curves", "--models", *args.models, threads=args.threads), check=True)
 
 
 def cmd_metric_check(args) -> None:
@@ -80,11 +80,13 @@ def cmd_metric_check(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    common = ["--nfe", *NFES, "--alpha", *ALPHAS, "--train-steps", str(args.steps),
+    """Every cell of ``--models`` x ``--nfe`` x alpha; cells already scored at these steps are
+    read from the run's feature cache, so a stopped sweep resumes where it was."""
+    common = ["--nfe", *args.nfe, "--alpha", *ALPHAS, "--train-steps", str(args.steps),
               "--num-samples", str(args.num_samples)]
     if args.networks_apart_first:
-        subprocess.run(_cli(args.run, "--models", *APART, *common), check=True)
-    subprocess.run(_cli(args.run, "--models", *ALL, *common), check=True)
+        subprocess.run(_cli(args.run, "--models", *APART, *common, threads=args.threads), check=True)
+    subprocess.run(_cli(args.run, "--models", *args.models, *common, threads=args.threads), check=True)
 
 
 def _metric_check_md(check: dict) -> str:
@@ -131,12 +133,17 @@ def main() -> None:
     train = sub.add_parser("train")
     train.add_argument("--steps", type=int, required=True)
     train.add_argument("--networks", nargs="+", choices=list(TRAIN_MODELS), default=["flow", "jump", "flow_jump"])
-    sub.add_parser("curves")
+    curves = sub.add_parser("curves")
+    curves.add_argument("--models", nargs="+", default=["flow", "jump", "superposition"],
+                        help="networks whose EMA snapshots are scored (superposition = the two-head network)")
     sub.add_parser("metric-check")
     sweep = sub.add_parser("sweep")
     sweep.add_argument("--steps", type=int, required=True)
     sweep.add_argument("--num-samples", type=int, default=500)
     sweep.add_argument("--networks-apart-first", action="store_true")
+    sweep.add_argument("--models", nargs="+", choices=ALL, default=ALL,
+                       help="table rows (default: all six; the -2net rows need only the flow and jump networks)")
+    sweep.add_argument("--nfe", nargs="+", default=NFES, help="table columns, scored in this order")
     report = sub.add_parser("report")
     report.add_argument("--as", dest="name", default="results",
                         help="file name of the copied table (e.g. alpha_sweep_nfe50 for a second table)")

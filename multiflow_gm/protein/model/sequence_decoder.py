@@ -39,11 +39,14 @@ class MessageLayer(nn.Module):
         h_i = h[:, :, None].expand(-1, -1, neighbours.shape[-1], -1)
         return torch.cat([h_i, e, gather_neighbours(h, neighbours)], dim=-1)
 
-    def forward(self, h, e, neighbours, edge_mask, node_mask):
-        """``h [B, L, H]``, ``e [B, L, K, H]``, ``neighbours [B, L, K]``, masks ``[B, L, K]`` / ``[B, L]``."""
+    def forward(self, h, e, neighbours, edge_mask, node_mask, update_edges: bool = True):
+        """``h [B, L, H]``, ``e [B, L, K, H]``, ``neighbours [B, L, K]``, masks ``[B, L, K]`` / ``[B, L]``.
+        ``update_edges=False`` returns ``e`` unchanged (the last layer's edges are never read)."""
         messages = self.message(self._pairs(h, e, neighbours)) * edge_mask[..., None]
         h = self.node_norm(h + messages.sum(dim=2) / self.scale)
         h = self.ff_norm(h + self.feed_forward(h)) * node_mask[..., None]
+        if not update_edges:
+            return h, e
         e = self.edge_norm(e + self.edge_update(self._pairs(h, e, neighbours)))
         return h, e
 
@@ -91,6 +94,6 @@ class SequenceDecoder(nn.Module):
         if context is not None:
             h = h + self.context(context.to(h.dtype))
         h = self.node_norm(h) * mask[..., None]
-        for layer in self.layers:
-            h, e = layer(h, e, neighbours, edge_mask, mask)
+        for index, layer in enumerate(self.layers):
+            h, e = layer(h, e, neighbours, edge_mask, mask, update_edges=index < len(self.layers) - 1)
         return self.out(h)

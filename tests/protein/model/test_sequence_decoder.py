@@ -53,6 +53,16 @@ def test_padding_does_not_change_valid_residues():
     assert torch.allclose(a, b[:, :9], atol=1e-10)
 
 
+def test_every_parameter_but_the_last_edge_update_shapes_the_logits():
+    """The last layer's edges are never read, so its edge update is skipped (no gradient reaches
+    it) and every other parameter gets one."""
+    decoder, inputs = _decoder(), _backbone()
+    decoder(**inputs)[inputs["residue_mask"]].square().sum().backward()
+    skipped = {name for name, p in decoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0}
+    last = len(decoder.layers) - 1
+    assert skipped == {n for n, _ in decoder.named_parameters() if n.startswith(f"layers.{last}.edge_")}
+
+
 def test_network_with_a_fresh_decoder_is_the_trained_function():
     """Added to a trained network, the zero-initialised decoder changes nothing at first."""
     torch.manual_seed(2)
