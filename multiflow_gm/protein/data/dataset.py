@@ -11,6 +11,9 @@ With ``designed_sequence_fraction > 0`` an example's native sequence is replaced
 that probability, by one of the chain's ProteinMPNN designs (``multiflow-gm distill``,
 stored in ``<cache>/designed/``). That draw uses its own random stream of
 (seed, epoch, index), so the rotations are the same whatever the fraction.
+``designed_max_type_fraction`` leaves out low-complexity designs: ProteinMPNN at
+temperature 0.1 writes some sequences that are mostly one residue type (E, K, L in long
+helices), and a model trained on them learns to write such sequences too.
 """
 
 from __future__ import annotations
@@ -56,10 +59,14 @@ class ProteinChainDataset(Dataset):
     without designs keep the native sequence. ``chains_with_designs`` /
     ``chains_without_designs`` count the chains with and without a designs file.
     ``preload`` keeps the chains, and the designs when the fraction is positive, in memory.
+    ``designed_max_type_fraction`` in (0, 1]: a design in which one residue type makes up more
+    than this fraction of the chain is never drawn (a chain whose designs are all such keeps
+    its native sequence); 1.0 keeps every design.
     """
 
     def __init__(self, cache: ChainCache | str | Path, *, seed: int = 0, random_rotation: bool = True,
-                 center: bool = True, preload: bool = False, designed_sequence_fraction: float = 0.0):
+                 center: bool = True, preload: bool = False, designed_sequence_fraction: float = 0.0,
+                 designed_max_type_fraction: float = 1.0):
         self.cache = cache if isinstance(cache, ChainCache) else ChainCache(cache)
         self.seed = int(seed)
         self.random_rotation = random_rotation
@@ -69,6 +76,9 @@ class ProteinChainDataset(Dataset):
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"designed_sequence_fraction must lie in [0, 1], got {designed_sequence_fraction}")
         self.designed_sequence_fraction = fraction
+        if not 0.0 < float(designed_max_type_fraction) <= 1.0:
+            raise ValueError(f"designed_max_type_fraction must lie in (0, 1], got {designed_max_type_fraction}")
+        self.designed_max_type_fraction = float(designed_max_type_fraction)
         self._has_designs = np.array([designed_path(self.cache.path, name).is_file() for name in self.cache.names],
                                      dtype=bool)
         self.chains_with_designs = int(self._has_designs.sum())
@@ -94,13 +104,17 @@ class ProteinChainDataset(Dataset):
         self.epoch = int(epoch)
 
     def _load_designs(self, index: int) -> np.ndarray:
-        """The chain's designed sequences, int64 [K, L] in AA_ORDER indices."""
+        """The chain's designed sequences that pass ``designed_max_type_fraction``, int64 [K', L]
+        in AA_ORDER indices (K' may be 0)."""
         record = self.cache.records[index]
         path = designed_path(self.cache.path, record.name)
         aatype = load_designs(path)["aatype"]
         if aatype.ndim != 2 or aatype.shape[0] < 1 or aatype.shape[1] != record.length:
             raise ValueError(f"{path}: designs of shape {tuple(aatype.shape)} do not fit the chain "
                              f"({record.length} residues); rerun `multiflow-gm distill {self.cache.path}`")
+        if self.designed_max_type_fraction < 1.0:
+            commonest = np.array([np.bincount(row).max() for row in aatype]) / aatype.shape[1]
+            aatype = aatype[commonest <= self.designed_max_type_fraction]
         return aatype
 
     def _sequence(self, index: int, epoch: int, native: np.ndarray) -> np.ndarray:
@@ -111,6 +125,8 @@ class ProteinChainDataset(Dataset):
         if rng.random() >= self.designed_sequence_fraction:
             return native
         designs = self._preloaded_designs[index] if self._preloaded_designs is not None else self._load_designs(index)
+        if len(designs) == 0:
+            return native
         return designs[int(rng.integers(len(designs)))]
 
     def __getitem__(self, item) -> dict:

@@ -46,11 +46,16 @@ class DataConfig:
     # Keep only chains whose source file path contains one of these strings (e.g. [pdb_subset]).
     sources: Optional[list[str]] = None
     designed_sequence_fraction: float = 0.0  # chance of a ProteinMPNN-designed sequence (`distill`)
+    # Designs in which one residue type exceeds this fraction of the chain are not drawn (1.0: all).
+    designed_max_type_fraction: float = 1.0
 
     def __post_init__(self):
         if not 0.0 <= self.designed_sequence_fraction <= 1.0:
             raise ValueError("data.designed_sequence_fraction must lie in [0, 1]; "
                              f"got {self.designed_sequence_fraction}")
+        if not 0.0 < self.designed_max_type_fraction <= 1.0:
+            raise ValueError("data.designed_max_type_fraction must lie in (0, 1]; "
+                             f"got {self.designed_max_type_fraction}")
 
 
 @dataclass

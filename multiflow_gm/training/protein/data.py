@@ -32,7 +32,8 @@ class CoDesignData(L.LightningDataModule):
         d = self.cfg.data
         cache = training_chains(self.cfg, self.cache_dir)
         dataset = ProteinChainDataset(cache, seed=self.cfg.trainer.seed, preload=d.preload,
-                                      designed_sequence_fraction=d.designed_sequence_fraction)
+                                      designed_sequence_fraction=d.designed_sequence_fraction,
+                                      designed_max_type_fraction=d.designed_max_type_fraction)
         if d.designed_sequence_fraction > 0:
             print(f"designed sequences: {dataset.chains_with_designs} of {len(dataset)} training chains have "
                   f"them (`multiflow-gm distill`); the rest keep their native sequence")

@@ -141,6 +141,28 @@ def test_dataset_partial_fraction_mixes_and_repeats(synthetic_cache):
         ProteinChainDataset(synthetic_cache, designed_sequence_fraction=1.5)
 
 
+def test_dataset_never_draws_a_low_complexity_design(synthetic_cache):
+    """Design 0 is one residue type throughout; designs 1 and 2 use 20 types evenly."""
+    settings, length = DistillSettings(num_sequences=3), 92
+    mixed = np.arange(length) % 20
+    designs = np.stack([np.zeros(length, dtype=np.int64), mixed, np.roll(mixed, 1)])
+    save_designs(designed_path(synthetic_cache, "1aaa_A"), designs, np.zeros(3), np.zeros(3), settings, SEQUENCE)
+    only_zero = np.zeros((3, length), dtype=np.int64)
+    save_designs(designed_path(synthetic_cache, "2bbb_A"), only_zero, np.zeros(3), np.zeros(3), settings, SEQUENCE)
+    native = alphabet.sequence_to_indices(SEQUENCE)
+    for preload in (False, True):
+        kept = ProteinChainDataset(synthetic_cache, seed=2, designed_sequence_fraction=1.0,
+                                   designed_max_type_fraction=0.3, preload=preload)
+        drawn = {tuple(kept[(0, e)]["aatype"].tolist()) for e in range(30)}
+        assert drawn == {tuple(designs[1]), tuple(designs[2])}
+        # Every design of 2bbb_A is low-complexity: it keeps its native sequence.
+        assert all(kept[(1, e)]["aatype"].tolist() == native for e in range(5))
+    every = ProteinChainDataset(synthetic_cache, seed=2, designed_sequence_fraction=1.0)
+    assert tuple(designs[0]) in {tuple(every[(0, e)]["aatype"].tolist()) for e in range(30)}
+    with pytest.raises(ValueError, match="designed_max_type_fraction"):
+        ProteinChainDataset(synthetic_cache, designed_max_type_fraction=0.0)
+
+
 def test_dataset_rejects_designs_of_another_length(synthetic_cache):
     _write_fake_designs(synthetic_cache, ["1aaa_A"], length=50)
     dataset = ProteinChainDataset(synthetic_cache, designed_sequence_fraction=1.0)
