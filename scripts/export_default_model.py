@@ -149,6 +149,9 @@ def main():
     parser.add_argument("--before", action="append", default=None, metavar="LABEL=DIR",
                         help="an earlier model's results folder (evaluation_table.md, heldout.json) for a "
                              "before column; repeatable (default: v1=results/default_model_v1)")
+    parser.add_argument("--history", action="append", default=None, metavar="TEXT",
+                        help="a line of the card's training history, in order (replaces the 'Started from' and "
+                             "'Sequences' lines read from the run's config, which a continued run leaves incomplete)")
     parser.add_argument("--checkpoint", type=Path, help="export this training checkpoint instead of the run's final "
                                                         "model_ema.safetensors")
     parser.add_argument("--model", type=Path, help="ship this export (e.g. with new sampling defaults from "
@@ -215,6 +218,28 @@ def _benchmark_summary(path: Path | None) -> dict | None:
     return document.get("summary", document)
 
 
+def decoder_note(cfg) -> str:
+    """The config line's mention of the sequence decoder, when the model has one."""
+    if not cfg.model.sequence_decoder:
+        return ""
+    return (f", plus a structure-conditioned sequence decoder of {cfg.model.decoder_layers} layers, width "
+            f"{cfg.model.decoder_hidden}, {cfg.model.decoder_knn} neighbours, whose logits add to the trunk's")
+
+
+def history_lines(cfg, history: list[str] | None) -> list[str]:
+    """What the model started from and which sequences it saw: ``--history`` lines when given
+    (a continued run's config records only its last leg), else read from the run's config."""
+    if history:
+        return [f"- {line}" for line in history]
+    lines = [f"- Started from: `{cfg.init_from}`." if cfg.init_from else "- Started from a random initialisation."]
+    if cfg.data.designed_sequence_fraction:
+        lines.append(f"- Sequences: a ProteinMPNN-designed sequence (`multiflow-gm distill`) with probability "
+                     f"{cfg.data.designed_sequence_fraction:g}, else the native one.")
+    else:
+        lines.append("- Sequences: the native ones.")
+    return lines
+
+
 def render_card(args, metrics, extra, run_summary, table, targets) -> str:
     from multiflow_gm.config import load_config
     from multiflow_gm.training.protein.config import TrainConfig
@@ -222,6 +247,7 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
     from multiflow_gm.protein.model_file import load_codesign
 
     cfg = load_config(TrainConfig, args.run / "config.yaml")
+    history = args.history
     sampling = load_codesign(ASSET)[2].sampling
     nll = extra["mpnn_nll_same_backbones"]
     comp = extra["composition"]
@@ -239,11 +265,8 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
         "(`multiflow-gm split`, 3% validation, 3% test, never trained on); the train split's chains of "
         f"{cfg.data.min_length}-{cfg.data.max_length} residues.",
         f"- Config: `configs/protein/small.yaml` (network c_s {cfg.model.c_s}, c_z {cfg.model.c_z}, "
-        f"{cfg.model.num_blocks} IPA blocks).",
-        f"- Started from: `{cfg.init_from}`." if cfg.init_from else "- Started from a random initialisation.",
-        f"- Sequences: a ProteinMPNN-designed sequence (`multiflow-gm distill`) with probability "
-        f"{cfg.data.designed_sequence_fraction:g}, else the native one." if cfg.data.designed_sequence_fraction
-        else "- Sequences: the native ones.",
+        f"{cfg.model.num_blocks} IPA blocks{decoder_note(cfg)}).",
+        *history_lines(cfg, history),
         f"- Steps: {run_summary.get('steps', 'see summary')} optimiser steps "
         f"({run_summary.get('batches_consumed', '?')} batches, {run_summary.get('skipped_batches', 0)} skipped).",
         f"- Wall time: {run_summary.get('seconds', 0) / 3600:.2f} h on {platform.processor() or 'x86_64'} CPU, "
