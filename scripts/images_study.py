@@ -6,6 +6,7 @@ Steps (each resumes; run them in order, or ``all``):
     python scripts/images_study.py curves                 # distance and held-out loss per EMA snapshot
     python scripts/images_study.py metric-check           # landing-bin dither on held-out real images
     python scripts/images_study.py sweep --steps 6000     # every sampler x alpha x NFE, both arrangements
+    python scripts/images_study.py bins-check --steps 3000 # a 128-bin jump network against the 64-bin curve
     python scripts/images_study.py report                 # copy tables, figures and grids to results/images/
 
 The run directory (``--run``, default ``runs/images/mnist``) holds checkpoints, EMA
@@ -89,6 +90,44 @@ def cmd_sweep(args) -> None:
     subprocess.run(_cli(args.run, "--models", *args.models, *common, threads=args.threads), check=True)
 
 
+def cmd_bins_check(args) -> None:
+    """Train a jump network with ``--bins`` landing bins in a sibling run (sharing the metric's
+    cache) to ``--steps``, score its snapshots, and table its curve beside the flow and 64-bin
+    jump curves at the same steps (``bins_check.md``): do the bins change the ranking?"""
+    run = args.run.parent / f"{args.run.name}_bins{args.bins}"
+    run.mkdir(parents=True, exist_ok=True)
+    if not (run / "cache").exists():
+        (run / "cache").symlink_to((args.run / "cache").resolve(), target_is_directory=True)
+    bins = ["--set", f"jump.bins={args.bins}"]
+    subprocess.run(_cli(run, "--models", "jump", "--train-only", "--train-steps", str(args.steps), *bins,
+                        threads=args.threads), check=True)
+    subprocess.run(_cli(run, "--models", "jump", "--curves", *bins, threads=args.threads), check=True)
+    base = json.loads((args.run / "curves.json").read_text())["curves"]
+    other = json.loads((run / "curves.json").read_text())["curves"]["jump"]
+    atomic_write_text(args.run / "bins_check.md", _bins_check_md(base, other, args.bins))
+    print((args.run / "bins_check.md").read_text())
+
+
+def _curve_cell(point: dict | None) -> str:
+    if point is None:
+        return "-"
+    return f"{point['distance']:.1f} [{point['interval'][0]:.1f}, {point['interval'][1]:.1f}]"
+
+
+def _bins_check_md(base: dict, other: list[dict], bins: int) -> str:
+    """Distance per snapshot step of flow, the 64-bin jump network and the ``bins`` one."""
+    by_step = {name: {p["step"]: p for p in points} for name, points in base.items()}
+    lines = [f"# Landing bins: the jump network with 64 and {bins} bins", "",
+             "Distance of each EMA snapshot (the training curves' setting: NFE 50, the same noise for every "
+             "network; 95% jackknife interval).", "",
+             f"| step | flow | jump, 64 bins | jump, {bins} bins |", "|---:|---:|---:|---:|"]
+    for point in other:
+        step = point["step"]
+        lines.append(f"| {step:,} | {_curve_cell(by_step.get('flow', {}).get(step))} | "
+                     f"{_curve_cell(by_step.get('jump', {}).get(step))} | {_curve_cell(point)} |")
+    return "\n".join(lines) + "\n"
+
+
 def _metric_check_md(check: dict) -> str:
     plain = check["plain"]
     lines = ["# Metric check: landing-bin dither on held-out real images", "",
@@ -111,7 +150,8 @@ def cmd_report(args) -> None:
     copied = []
     renames = {"results.json": f"{args.name}.json", "results.md": f"{args.name}.md",
                "alpha_sweep.png": f"{args.name}.png" if args.name != "results" else "alpha_sweep.png"}
-    for name in ["results.json", "results.md", "alpha_sweep.png", "curves.json", "curves.png", "metric_check.json"]:
+    for name in ["results.json", "results.md", "alpha_sweep.png", "curves.json", "curves.png", "metric_check.json",
+                 "bins_check.md"]:
         if (args.run / name).is_file():
             shutil.copyfile(args.run / name, out / renames.get(name, name))
             copied.append(renames.get(name, name))
@@ -137,6 +177,9 @@ def main() -> None:
     curves.add_argument("--models", nargs="+", default=["flow", "jump", "superposition"],
                         help="networks whose EMA snapshots are scored (superposition = the two-head network)")
     sub.add_parser("metric-check")
+    bins_check = sub.add_parser("bins-check")
+    bins_check.add_argument("--steps", type=int, default=3000)
+    bins_check.add_argument("--bins", type=int, default=128)
     sweep = sub.add_parser("sweep")
     sweep.add_argument("--steps", type=int, required=True)
     sweep.add_argument("--num-samples", type=int, default=500)
@@ -149,8 +192,8 @@ def main() -> None:
                         help="file name of the copied table (e.g. alpha_sweep_nfe50 for a second table)")
     args = parser.parse_args()
     args.run.mkdir(parents=True, exist_ok=True)
-    {"train": cmd_train, "curves": cmd_curves, "metric-check": cmd_metric_check, "sweep": cmd_sweep,
-     "report": cmd_report}[args.command](args)
+    {"train": cmd_train, "curves": cmd_curves, "metric-check": cmd_metric_check, "bins-check": cmd_bins_check,
+     "sweep": cmd_sweep, "report": cmd_report}[args.command](args)
 
 
 if __name__ == "__main__":
