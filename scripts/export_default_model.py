@@ -247,7 +247,6 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
     from multiflow_gm.protein.model_file import load_codesign
 
     cfg = load_config(TrainConfig, args.run / "config.yaml")
-    history = args.history
     sampling = load_codesign(ASSET)[2].sampling
     nll = extra["mpnn_nll_same_backbones"]
     comp = extra["composition"]
@@ -266,7 +265,7 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
         f"{cfg.data.min_length}-{cfg.data.max_length} residues.",
         f"- Config: `configs/protein/small.yaml` (network c_s {cfg.model.c_s}, c_z {cfg.model.c_z}, "
         f"{cfg.model.num_blocks} IPA blocks{decoder_note(cfg)}).",
-        *history_lines(cfg, history),
+        *history_lines(cfg, args.history),
         f"- Steps: {run_summary.get('steps', 'see summary')} optimiser steps "
         f"({run_summary.get('batches_consumed', '?')} batches, {run_summary.get('skipped_batches', 0)} skipped).",
         f"- Wall time: {run_summary.get('seconds', 0) / 3600:.2f} h on {platform.processor() or 'x86_64'} CPU, "
