@@ -112,6 +112,20 @@ def test_resumed_run_equals_uninterrupted_run(synthetic_cache, tmp_path):
     assert not list((tmp_path / "b" / "logs").glob("metrics_part*.csv"))
 
 
+def test_cosine_schedule_drives_the_optimiser_across_a_resume(synthetic_cache, tmp_path):
+    settings = ["trainer.checkpoint_every=3", "data.max_length=100", "trainer.log_every=1",
+                "optim.lr=0.001", "optim.warmup_steps=2", "optim.schedule=cosine",
+                "optim.decay_start=2", "optim.final_lr_fraction=0.1"]
+    train(_tiny([*settings, "trainer.max_steps=3"]), synthetic_cache, tmp_path, enable_progress_bar=False)
+    cfg = _tiny([*settings, "trainer.max_steps=6"])
+    train(cfg, synthetic_cache, tmp_path, resume=True, enable_progress_bar=False)
+    logged = dict(read_metrics(tmp_path / "logs" / "metrics.csv")["train/lr"])
+    assert sorted(logged) == list(range(6))
+    for step in range(6):
+        assert logged[step] == pytest.approx(cfg.optim.lr_at(step, 6), rel=1e-6)
+    assert logged[5] < logged[3] < logged[2] == pytest.approx(0.001)
+
+
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(SystemExit):
         main(["train", "--help"])

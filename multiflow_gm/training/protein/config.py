@@ -6,6 +6,7 @@ and sampling share and the retired ones older files still carry.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -25,10 +26,29 @@ class OptimConfig:
     warmup_steps: int = 0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    # "cosine" holds lr from warm-up to decay_start, then follows a half cosine down to
+    # lr * final_lr_fraction at trainer.max_steps. Steps are the run directory's optimiser steps:
+    # a run started with init_from counts from 0, a resumed run continues its count.
+    schedule: Literal["constant", "cosine"] = "constant"
+    decay_start: int = 0
+    final_lr_fraction: float = 0.1
 
     def __post_init__(self):
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be > 0; got {self.lr}")
+        if not 0.0 <= self.final_lr_fraction <= 1.0:
+            raise ValueError(f"optim.final_lr_fraction must lie in [0, 1]; got {self.final_lr_fraction}")
+        if self.decay_start < 0:
+            raise ValueError(f"optim.decay_start must be >= 0; got {self.decay_start}")
+
+    def lr_at(self, step: int, max_steps: int) -> float:
+        """Learning rate for optimiser step ``step`` (0-based) of a run of ``max_steps`` steps."""
+        scale = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps > 0 else 1.0
+        if self.schedule == "cosine" and max_steps > self.decay_start:
+            progress = min(1.0, max(0.0, (step - self.decay_start) / (max_steps - self.decay_start)))
+            floor = self.final_lr_fraction
+            scale *= floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr * scale
 
 
 @dataclass

@@ -109,10 +109,10 @@ class CoDesignModule(L.LightningModule):
         return None
 
     def _set_learning_rate(self, optimizer):
-        warmup = self.cfg.optim.warmup_steps
-        scale = min(1.0, (self.global_step + 1) / warmup) if warmup > 0 else 1.0
+        lr = self.cfg.optim.lr_at(self.global_step, self.cfg.trainer.max_steps)
         for group in optimizer.param_groups:
-            group["lr"] = self.cfg.optim.lr * scale
+            group["lr"] = lr
+        self.log("train/lr", lr, on_step=True)
 
     def _log_losses(self, losses, t_struct, task, batch):
         for name, value in losses.items():
