@@ -1,6 +1,7 @@
 """Decoder pretraining: the corruption, a short run that learns, and a resume that repeats the run exactly."""
 
 import csv
+import math
 
 import pytest
 import torch
@@ -45,3 +46,31 @@ def test_short_run_writes_its_files_and_resume_continues_it_exactly(split_cache,
     rows = list(csv.DictReader((parts / "curve.csv").open()))
     assert [int(r["step"]) for r in rows] == [3, 6]
     assert (parts / "curve.png").stat().st_size > 0
+
+
+def test_cosine_decay_over_a_resumed_leg_sets_the_optimiser_rate(split_cache, tmp_path, single_thread, monkeypatch):
+    import multiflow_gm.training.protein.decoder_pretraining as module
+
+    seen = []
+    original = module._training_step
+
+    def recording(decoder, optimiser, batch, generator, s, step):
+        loss = original(decoder, optimiser, batch, generator, s, step)
+        seen.append((step, optimiser.param_groups[0]["lr"]))
+        return loss
+
+    monkeypatch.setattr(module, "_training_step", recording)
+    pretrain_decoder(split_cache, tmp_path, DecoderPretraining(steps=3, eval_every=3, **SMALL), progress=False)
+    leg = DecoderPretraining(steps=7, eval_every=3, schedule="cosine", decay_start=3, final_lr_fraction=0.0, **SMALL)
+    pretrain_decoder(split_cache, tmp_path, leg, resume=True, progress=False)
+    lr = dict(seen)
+    assert lr[2] == lr[3] == pytest.approx(1e-3)
+    assert lr[5] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 2 / 4)))
+    assert lr[6] < lr[5] < lr[4] < lr[3]
+
+
+@pytest.mark.parametrize("settings,key", [(dict(schedule="linear"), "schedule"),
+                                          (dict(final_lr_fraction=2.0), "final_lr_fraction")])
+def test_bad_schedule_settings_name_the_setting(settings, key):
+    with pytest.raises(ConfigError, match=key):
+        DecoderPretraining(**settings)

@@ -31,6 +31,7 @@ from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS
 from multiflow_gm.protein.coordinates import angstrom_to_nm, frame_batch_from_collated
 from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder
 from multiflow_gm.protein.validation import native_sequence_scores
+from multiflow_gm.training.protein.config import OptimConfig
 
 CURVE_FILE, WEIGHTS_FILE, STATE_FILE, SETTINGS_FILE = "curve.csv", "decoder.safetensors", "state.pt", "settings.json"
 PLOT_FILE = "curve.png"
@@ -46,6 +47,11 @@ class DecoderPretraining:
     context_width: int = 128  # model.c_s of the co-design network the decoder will join
     lr: float = 1e-3
     warmup_steps: int = 200
+    # "cosine": lr from warm-up to decay_start, then a half cosine to lr * final_lr_fraction at
+    # `steps`; set decay_start when resuming to decay over a final leg only.
+    schedule: str = "constant"
+    decay_start: int = 0
+    final_lr_fraction: float = 0.1
     # Chains per batch: this budget / length^2 (as data.squared_residue_budget); 4 chains of 100.
     squared_residue_budget: int = 40_000
     noise_angstrom: float = 0.2
@@ -61,6 +67,13 @@ class DecoderPretraining:
                     "val_chains"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1; got {getattr(self, key)}")
+        try:
+            self.optim = OptimConfig(lr=self.lr, warmup_steps=self.warmup_steps, schedule=self.schedule,
+                                     decay_start=self.decay_start, final_lr_fraction=self.final_lr_fraction)
+        except ValueError as error:
+            raise ConfigError(str(error).replace("optim.", "")) from None
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"schedule must be constant or cosine; got {self.schedule!r}")
 
 
 def corrupt(frames, generator: torch.Generator, noise_angstrom: float, rotation_noise: float):
@@ -135,9 +148,9 @@ def _append_curve(out: Path, row: dict) -> list[dict]:
 
 def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, s: DecoderPretraining,
                    step: int) -> float:
-    """One optimiser step on a collated batch (linear warmup of the learning rate); the loss."""
+    """One optimiser step on a collated batch (learning rate of ``s.optim`` at ``step``); the loss."""
     for group in optimiser.param_groups:
-        group["lr"] = s.lr * min(1.0, (step + 1) / s.warmup_steps)
+        group["lr"] = s.optim.lr_at(step, s.steps)
     frames = frame_batch_from_collated(batch)
     aatype, rotations, translations, loss_mask = corrupt(frames, generator, s.noise_angstrom, s.rotation_noise)
     logits = decoder(aatype, rotations, translations, torch.ones(aatype.shape[0]), frames.residue_index,
