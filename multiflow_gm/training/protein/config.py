@@ -36,6 +36,8 @@ class OptimConfig:
     def __post_init__(self):
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be > 0; got {self.lr}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"optim.schedule must be constant or cosine; got {self.schedule!r}")
         if not 0.0 <= self.final_lr_fraction <= 1.0:
             raise ValueError(f"optim.final_lr_fraction must lie in [0, 1]; got {self.final_lr_fraction}")
         if self.decay_start < 0:

@@ -72,8 +72,6 @@ class DecoderPretraining:
                                      decay_start=self.decay_start, final_lr_fraction=self.final_lr_fraction)
         except ValueError as error:
             raise ConfigError(str(error).replace("optim.", "")) from None
-        if self.schedule not in ("constant", "cosine"):
-            raise ConfigError(f"schedule must be constant or cosine; got {self.schedule!r}")
 
 
 def corrupt(frames, generator: torch.Generator, noise_angstrom: float, rotation_noise: float):
