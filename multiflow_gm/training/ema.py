@@ -15,7 +15,8 @@ class EMA:
     """``shadow <- decay * shadow + (1 - decay) * param`` after every optimiser step.
 
     ``warmup`` uses ``min(decay, (1 + n) / (10 + n))`` for the first updates so the
-    average is not dominated by the random initialisation.
+    average is not dominated by the random initialisation. Every parameter is averaged,
+    frozen ones too (their average is themselves), so an export of the shadow is complete.
     """
 
     def __init__(self, model: torch.nn.Module, decay: float = 0.999, warmup: bool = True):
@@ -24,7 +25,7 @@ class EMA:
         self.decay = decay
         self.warmup = warmup
         self.num_updates = 0
-        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()}
 
     def _current_decay(self) -> float:
         if not self.warmup:

@@ -52,3 +52,26 @@ def test_run_adds_a_pretrained_decoder_to_a_trained_trunk(split_cache, tmp_path)
     exported = load_file(str(tmp_path / "run" / "model_ema.safetensors"))
     trunk = load_file(str(base / "model_ema.safetensors"))
     assert set(exported) - set(trunk) and all(k.startswith("sequence_decoder.") for k in set(exported) - set(trunk))
+
+
+def test_frozen_decoder_keeps_its_weights_while_the_trunk_trains(split_cache, tmp_path):
+    base = tmp_path / "base"
+    train(load_config(TrainConfig, TINY, [*QUICK, *DECODER, "trainer.max_steps=2", "validation.every_steps=0"]),
+          split_cache, base, enable_progress_bar=False)
+    start = load_file(str(base / "model_ema.safetensors"))
+    overrides = [*QUICK, *DECODER, "trainer.max_steps=3", "validation.every_steps=0", "optim.lr=0.01",
+                 f"init_from={base / 'model_ema.safetensors'}", "optim.frozen=[sequence_decoder]"]
+    train(load_config(TrainConfig, TINY, overrides), split_cache, tmp_path / "run", enable_progress_bar=False)
+    exported = load_file(str(tmp_path / "run" / "model_ema.safetensors"))
+    assert set(exported) == set(start)
+    decoder = [k for k in start if k.startswith("sequence_decoder.")]
+    assert decoder and all(torch.equal(exported[k], start[k]) for k in decoder)
+    assert any(not torch.equal(exported[k], start[k]) for k in start if not k.startswith("sequence_decoder."))
+
+
+def test_a_frozen_prefix_that_names_nothing_fails_with_the_key():
+    from multiflow_gm.config import to_dict
+
+    cfg = load_config(TrainConfig, TINY, [*DECODER, "optim.frozen=[sequence_decoer]"])
+    with pytest.raises(ValueError, match="optim.frozen"):
+        CoDesignModule(to_dict(cfg))

@@ -32,6 +32,9 @@ class OptimConfig:
     schedule: Literal["constant", "cosine"] = "constant"
     decay_start: int = 0
     final_lr_fraction: float = 0.1
+    # Network parameter-name prefixes held fixed (e.g. [sequence_decoder]): they get no
+    # gradient and no optimiser state, so a leg can settle one part without moving another.
+    frozen: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.lr <= 0:

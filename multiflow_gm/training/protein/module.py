@@ -40,6 +40,7 @@ class CoDesignModule(L.LightningModule):
         self.save_hyperparameters({"config": config})
         self.cfg: TrainConfig = from_dict(TrainConfig, migrate(TrainConfig, config))
         self.network = CoDesignNetwork(self.cfg.model)
+        freeze_parameters(self.network, self.cfg.optim.frozen)  # a wrong prefix fails here, at start
         self.process = CoDesignProcess(self.cfg.process)
         self.skipped_batches = 0
         self.automatic_optimization = False
@@ -129,8 +130,8 @@ class CoDesignModule(L.LightningModule):
 
     def configure_optimizers(self):
         o = self.cfg.optim
-        return torch.optim.AdamW(self.network.parameters(), lr=o.lr, betas=tuple(o.betas),
-                                 weight_decay=o.weight_decay)
+        trainable = [p for p in self.network.parameters() if p.requires_grad]
+        return torch.optim.AdamW(trainable, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
     # -- checkpoint state -----------------------------------------------------------------
     # The callbacks' hooks run first and fill ``checkpoint["multiflow_gm"]`` with "ema" and
@@ -140,6 +141,31 @@ class CoDesignModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint):
         self.skipped_batches = int(checkpoint["multiflow_gm"]["skipped_batches"])
+
+
+def freeze_parameters(network: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Parameter]:
+    """Turn off gradients of parameters whose names start with a prefix; returns the others.
+
+    A prefix that names no parameter is a config mistake (a typo would silently train
+    everything), so it raises with the key and the network's top-level modules.
+    """
+    names = [name for name, _ in network.named_parameters()]
+    for prefix in prefixes:
+        if not any(_under(name, prefix) for name in names):
+            tops = sorted({name.split(".")[0] for name in names})
+            raise ValueError(f"optim.frozen: {prefix!r} names no parameter of the network; "
+                             f"its modules are {tops}")
+    trainable = []
+    for name, param in network.named_parameters():
+        frozen = any(_under(name, prefix) for prefix in prefixes)
+        param.requires_grad_(not frozen)
+        if not frozen:
+            trainable.append(param)
+    return trainable
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix.rstrip(".") + ".")
 
 
 def parameter_count(module: torch.nn.Module) -> int:
