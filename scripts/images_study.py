@@ -34,6 +34,7 @@ ALPHAS = ["0.1", "0.3", "0.5", "0.7", "0.9"]
 NFES = ["20", "50", "100", "200"]
 APART = ["flow", "jump", "superposition-2net", "mixed-2net"]
 ALL = ["flow", "jump", "superposition", "mixed", "superposition-2net", "mixed-2net"]
+CONTROLS = ["flow-head", "jump-head"]  # one head of the two-head network alone
 TRAIN_MODELS = {"flow": "flow", "jump": "jump", "flow_jump": "superposition"}
 
 
@@ -84,7 +85,7 @@ def cmd_sweep(args) -> None:
     """Every cell of ``--models`` x ``--nfe`` x alpha; cells already scored at these steps are
     read from the run's feature cache, so a stopped sweep resumes where it was."""
     common = ["--nfe", *args.nfe, "--alpha", *ALPHAS, "--train-steps", str(args.steps),
-              "--num-samples", str(args.num_samples)]
+              "--num-samples", str(args.num_samples), "--set", f"eval.baseline={args.baseline}"]
     if args.networks_apart_first:
         subprocess.run(_cli(args.run, "--models", *APART, *common, threads=args.threads), check=True)
     subprocess.run(_cli(args.run, "--models", *args.models, *common, threads=args.threads), check=True)
@@ -161,7 +162,8 @@ def cmd_report(args) -> None:
     if (args.run / "metric_check.json").is_file():
         atomic_write_text(out / "metric_check.md", _metric_check_md(json.loads((args.run / "metric_check.json").read_text())))
     stamp = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "run": str(args.run), "copied": copied}
-    atomic_write_json(out / "report_sources.json", stamp)
+    sources = "report_sources.json" if args.name == "results" else f"{args.name}_sources.json"
+    atomic_write_json(out / sources, stamp)
     print(f"copied {len(copied)} files to {out}")
 
 
@@ -184,8 +186,10 @@ def main() -> None:
     sweep.add_argument("--steps", type=int, required=True)
     sweep.add_argument("--num-samples", type=int, default=500)
     sweep.add_argument("--networks-apart-first", action="store_true")
-    sweep.add_argument("--models", nargs="+", choices=ALL, default=ALL,
+    sweep.add_argument("--models", nargs="+", choices=ALL + CONTROLS, default=ALL,
                        help="table rows (default: all six; the -2net rows need only the flow and jump networks)")
+    sweep.add_argument("--baseline", default="flow", choices=["flow", "flow-head"],
+                       help="row of the paired differences (flow-head: the two-head network's own flow head)")
     sweep.add_argument("--nfe", nargs="+", default=NFES, help="table columns, scored in this order")
     report = sub.add_parser("report")
     report.add_argument("--as", dest="name", default="results",

@@ -12,7 +12,7 @@ Layout of the output directory::
     samples_<row>.png                       samples at the largest NFE
 
 Every cell carries a jackknife interval over its generated set, and every row its paired
-difference to the flow row at the same NFE.
+difference to the baseline row (``eval.baseline``, the flow row unless set) at the same NFE.
 
 A rerun reuses every cell whose network step, metric and sampling settings are
 unchanged (whatever rows the run before asked for), so an interrupted evaluation
@@ -96,7 +96,7 @@ def evaluate_benchmark(config: ImageBenchConfig, rows: list[Row], nfes: list[int
                        log: Callable[[str], None] = print, progress: bool = True,
                        device: str | torch.device = "cpu", extra: dict | None = None) -> dict:
     """Evaluate every (row, NFE) cell with its jackknife interval and its paired difference to
-    the flow row, write the outputs and return the results dict.
+    the baseline row (``eval.baseline``), write the outputs and return the results dict.
 
     ``networks``: each network by name (``flow``, ``jump``, ``flow_jump``) holding the weights
     to sample with (the EMA weights); ``steps``: its training step; ``extra``: more fields
@@ -114,6 +114,7 @@ def evaluate_benchmark(config: ImageBenchConfig, rows: list[Row], nfes: list[int
         "floor_interval": [floor.low, floor.high], "interval_level": config.eval.interval_level,
         "nfe": list(nfes), "alpha": list(config.sampling.alpha), "models": {}, **(extra or {}),
         "config": to_dict(config), "torch_threads": torch.get_num_threads(), "device": str(device),
+        "baseline": config.eval.baseline,
     }
     features = {}
     for row in rows:
@@ -142,25 +143,28 @@ def evaluate_benchmark(config: ImageBenchConfig, rows: list[Row], nfes: list[int
             results["models"][row.name]["cells"][str(nfe)] = cell
             results["load_average"] = _load_average()
             _write(results, out_dir)
-    _compare_with_flow(results, features, metric, config)
+    _compare_with_baseline(results, features, metric, config)
     results["load_average"] = _load_average()
     _write(results, out_dir)
     log("\n" + console_table(results))
     return results
 
 
-def _compare_with_flow(results: dict, features: dict, metric, config: ImageBenchConfig) -> None:
-    """Paired jackknife interval of ``distance(row) - distance(flow)`` at each NFE (all rows
+def _compare_with_baseline(results: dict, features: dict, metric, config: ImageBenchConfig) -> None:
+    """Paired jackknife interval of ``distance(row) - distance(baseline)`` at each NFE (all rows
     start image ``i`` from the same noise, so the pairs share it)."""
-    if "flow" not in results["models"]:
+    baseline = config.eval.baseline
+    if baseline not in results["models"]:
         return
     for name, model in results["models"].items():
-        if name == "flow":
+        if name == baseline:
             continue
         for nfe, cell in model["cells"].items():
-            diff = difference_interval(features[name, int(nfe)], features["flow", int(nfe)], metric.reference,
+            if (baseline, int(nfe)) not in features:
+                continue
+            diff = difference_interval(features[name, int(nfe)], features[baseline, int(nfe)], metric.reference,
                                        config.eval.interval_level)
-            cell["minus_flow"] = diff.to_dict()
+            cell["minus_baseline"] = diff.to_dict()
 
 
 def _network_step(spec, steps: dict[str, int]) -> int | list[int]:

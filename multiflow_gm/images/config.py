@@ -103,7 +103,9 @@ class EvalConfig:
     uses as many real images). ``inception_weights``: a local pytorch-fid Inception-v3 state
     dict; without it the distance uses the features of a classifier trained on the data.
     ``interval_level``: the jackknife interval of every cell.
-    ``curve_nfe`` / ``curve_samples``: the distance of each EMA snapshot (training curve)."""
+    ``curve_nfe`` / ``curve_samples``: the distance of each EMA snapshot (training curve).
+    ``baseline``: the row every other row's paired difference is taken against (``flow``;
+    ``flow-head`` compares the two-head network's samplers with that network's own flow head)."""
 
     num_samples: int = 1000
     inception_weights: Optional[str] = None
@@ -115,6 +117,7 @@ class EvalConfig:
     interval_level: float = 0.95
     curve_nfe: int = 50
     curve_samples: int = 250
+    baseline: str = "flow"
 
     def __post_init__(self):
         if not 0.0 < self.interval_level < 1.0:

@@ -1,8 +1,9 @@
 """Tables (console and Markdown, laid out like the paper's: rows model, columns NFE) and sample grids.
 
 The results dict is the benchmark's JSON: ``models[row]["cells"][str(nfe)]`` holds
-``distance``, its jackknife ``interval`` and ``nfe_used``, and for rows other than flow
-``minus_flow`` (the paired interval of the difference to the flow row);
+``distance``, its jackknife ``interval`` and ``nfe_used``, and for rows other than the
+baseline ``minus_baseline`` (the paired interval of the difference to the ``baseline`` row,
+flow unless set; older tables call it ``minus_flow``);
 ``metric["label"]`` names the distance and ``floor`` is the held-out real images' distance.
 """
 
@@ -31,9 +32,9 @@ def _cell(cell: dict | None, nominal: int) -> str:
 
 def _difference(cell: dict | None) -> str:
     """``-12.3 [-20.1, -4.0] better`` when the interval excludes zero, else the numbers alone."""
-    if not cell or "minus_flow" not in cell:
+    d = cell and cell.get("minus_baseline", cell.get("minus_flow"))  # minus_flow: tables before eval.baseline
+    if not d:
         return "-"
-    d = cell["minus_flow"]
     text = f"{d['estimate']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]"
     if d["high"] < 0:
         return f"**{text} better**"
@@ -42,14 +43,19 @@ def _difference(cell: dict | None) -> str:
     return text
 
 
+def baseline_of(results: dict) -> str:
+    """The row the paired differences are taken against (tables before ``eval.baseline``: flow)."""
+    return results.get("baseline", "flow")
+
+
 def difference_rows(results: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the paired differences to the flow row (empty without a flow row)."""
-    nfes = results["nfe"]
+    """Header and rows of the paired differences to the baseline row (empty without it)."""
+    nfes, baseline = results["nfe"], baseline_of(results)
     header = ["model"] + [f"NFE {n}" for n in nfes]
+    if baseline not in results["models"]:
+        return header, []
     rows = [[name] + [_difference(model["cells"].get(str(n))) for n in nfes]
-            for name, model in results["models"].items() if name != "flow"]
-    if "flow" not in results["models"]:
-        rows = []
+            for name, model in results["models"].items() if name != baseline]
     return header, rows
 
 
@@ -103,11 +109,12 @@ def markdown_table(results: dict) -> str:
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md += [""] + [f"- {n}" for n in _notes(results)]
     header, diffs = difference_rows(results)
+    baseline = baseline_of(results)
     if diffs:
-        md += ["", "## Difference to flow at the same NFE", "",
-               "Distance of the row minus that of the flow row, with a paired jackknife interval (every "
-               "row starts image i from the same noise). **Bold**: better than flow beyond the interval; "
-               "'worse': worse beyond it.", "",
+        md += ["", f"## Difference to {baseline} at the same NFE", "",
+               f"Distance of the row minus that of the {baseline} row, with a paired jackknife interval "
+               f"(every row starts image i from the same noise). **Bold**: better than {baseline} beyond "
+               "the interval; 'worse': worse beyond it.", "",
                "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
         md += ["| " + " | ".join(r) + " |" for r in diffs]
     nets = results.get("networks", {})
@@ -147,10 +154,15 @@ def save_sample_grid(images: torch.Tensor, path: Path, title: str | None = None)
     return atomic_save_figure(fig, path, dpi=100)
 
 
+# The jump row drawn beside each baseline in the alpha-sweep figure.
+JUMP_COUNTERPART = {"flow": "jump", "flow-head": "jump-head"}
+
+
 def plot_sweep(results: dict, path: Path) -> Path | None:
     """Distance against the flow weight alpha, one panel per superposition sampler and one line
-    per NFE (bars: intervals); the flow row at each NFE is the dashed line of the same colour
-    (alpha = 1 is the flow alone), the jump row the dotted one (alpha = 0)."""
+    per NFE (bars: intervals); the baseline row (flow, or the two-head network's flow head) at
+    each NFE is the dashed line of the same colour (alpha = 1 is the flow alone), its jump
+    counterpart the dotted one (alpha = 0)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -161,7 +173,8 @@ def plot_sweep(results: dict, path: Path) -> Path | None:
             families.setdefault(model["model"], []).append((float(model["alpha"]), model))
     if not families:
         return None
-    nfes = results["nfe"]
+    nfes, baseline = results["nfe"], baseline_of(results)
+    parts = ((baseline, "--"), (JUMP_COUNTERPART.get(baseline, "jump"), ":"))
     fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.8), sharey=True, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (family, members) in zip(axes[0], families.items()):
@@ -176,7 +189,7 @@ def plot_sweep(results: dict, path: Path) -> Path | None:
             lo = np.array([p[1].get("interval", [p[1]["distance"]] * 2)[0] for p in pts])
             hi = np.array([p[1].get("interval", [p[1]["distance"]] * 2)[1] for p in pts])
             ax.errorbar(a, d, yerr=[d - lo, hi - d], marker="o", ms=3, capsize=2, color=colour, label=f"NFE {nfe}")
-            for name, style in (("flow", "--"), ("jump", ":")):
+            for name, style in parts:
                 cell = results["models"].get(name, {}).get("cells", {}).get(str(nfe))
                 if cell:
                     ax.axhline(cell["distance"], color=colour, ls=style, lw=1)
@@ -188,6 +201,6 @@ def plot_sweep(results: dict, path: Path) -> Path | None:
     axes[0][0].set_ylabel("distance (log)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.text(0.5, 0.01, "dashed: flow alone at the same NFE (colour); dotted: jump alone; black: held-out floor",
+    fig.text(0.5, 0.01, f"dashed: {parts[0][0]} at the same NFE (colour); dotted: {parts[1][0]}; black: held-out floor",
              ha="center", fontsize=8)
     return atomic_save_figure(fig, path, dpi=110)

@@ -68,7 +68,7 @@ def test_bench_images_end_to_end_on_digits_and_resume(tmp_path, capsys):
     for name, model in results["models"].items():
         for cell in model["cells"].values():
             low, high = cell["interval"]
-            assert low <= high and (name == "flow") != ("minus_flow" in cell)
+            assert low <= high and (name == "flow") != ("minus_baseline" in cell)
     assert results["floor_interval"][0] <= results["floor"] <= results["floor_interval"][1] * 1.5
     assert results["metric"]["kind"] == "classifier_fd" and 0 <= results["metric"]["classifier_test_accuracy"] <= 1
     for name, model in results["models"].items():
@@ -118,6 +118,9 @@ def test_bad_command_input_is_one_line_error(tmp_path, capsys):
     assert "alpha values must lie in [0, 1]" in capsys.readouterr().err
     assert main(_command(tmp_path / "x", "--set", "model.widht=3")) == 2
     assert "unknown config key 'model.widht'" in capsys.readouterr().err
+    assert main(_command(tmp_path / "x", "--set", "eval.baseline=flw")) == 2
+    assert "eval.baseline must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "checkpoints").exists()      # it failed before training anything
     assert main(["bench-images", "--dataset", "cifar10", "--out", str(tmp_path / "c"),
                  "--data-dir", str(tmp_path)]) == 2
     assert "data_batch_1" in capsys.readouterr().err

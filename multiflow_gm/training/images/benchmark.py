@@ -8,11 +8,12 @@ from typing import Callable
 
 import torch
 
-from multiflow_gm.errors import UserError
+from multiflow_gm.errors import ConfigError, UserError
 from multiflow_gm.images.benchmark import benchmark_rows, evaluate_benchmark
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import load_dataset
 from multiflow_gm.images.networks import NETWORK_ORDER
+from multiflow_gm.images.sampling import MODELS
 from multiflow_gm.training.images.trainer import ImageTrainer
 
 
@@ -24,6 +25,8 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     (with ``train_only``: stop after training and return the training summaries)."""
     if not models or not nfes:
         raise UserError("give at least one model and one NFE")
+    if config.eval.baseline not in MODELS:
+        raise ConfigError(f"eval.baseline must be one of {list(MODELS)}; got {config.eval.baseline!r}")
     rows = benchmark_rows(models, alphas, config.sampling.alpha)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
