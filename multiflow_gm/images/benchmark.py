@@ -160,8 +160,6 @@ def _compare_with_baseline(results: dict, features: dict, metric, config: ImageB
         if name == baseline:
             continue
         for nfe, cell in model["cells"].items():
-            if (baseline, int(nfe)) not in features:
-                continue
             diff = difference_interval(features[name, int(nfe)], features[baseline, int(nfe)], metric.reference,
                                        config.eval.interval_level)
             cell["minus_baseline"] = diff.to_dict()

@@ -143,8 +143,8 @@ class CoDesignModule(L.LightningModule):
         self.skipped_batches = int(checkpoint["multiflow_gm"]["skipped_batches"])
 
 
-def freeze_parameters(network: torch.nn.Module, prefixes: list[str]) -> list[torch.nn.Parameter]:
-    """Turn off gradients of parameters whose names start with a prefix; returns the others.
+def freeze_parameters(network: torch.nn.Module, prefixes: list[str]) -> None:
+    """Turn off gradients of parameters whose names start with one of ``prefixes``.
 
     A prefix that names no parameter is a config mistake (a typo would silently train
     everything), so it raises with the key and the network's top-level modules.
@@ -155,13 +155,8 @@ def freeze_parameters(network: torch.nn.Module, prefixes: list[str]) -> list[tor
             tops = sorted({name.split(".")[0] for name in names})
             raise ValueError(f"optim.frozen: {prefix!r} names no parameter of the network; "
                              f"its modules are {tops}")
-    trainable = []
     for name, param in network.named_parameters():
-        frozen = any(_under(name, prefix) for prefix in prefixes)
-        param.requires_grad_(not frozen)
-        if not frozen:
-            trainable.append(param)
-    return trainable
+        param.requires_grad_(not any(_under(name, prefix) for prefix in prefixes))
 
 
 def _under(name: str, prefix: str) -> bool:
