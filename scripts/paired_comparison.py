@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SAMPLE_METRICS = (("clash_residue_fraction", "residues in a CA clash"), ("ca_ca_outside_fraction", "CA-CA outside 3.6-4.0 A"),
-                  ("dssp_strand", "DSSP strand"), ("dssp_helix", "DSSP helix"), ("mpnn_nll", "ProteinMPNN NLL"),
+                  ("dssp_strand", "DSSP strand"), ("strand_paired", "paired strand (P-SEA)"),
+                  ("dssp_helix", "DSSP helix"), ("mpnn_nll", "ProteinMPNN NLL"),
                   ("mpnn_recovery", "ProteinMPNN recovery"))
 HELDOUT_METRICS = (("recovery", "held-out inverse-folding recovery"), ("fold_tm", "held-out folding TM"))
 

@@ -198,7 +198,8 @@ def heldout_metrics(network, process: CoDesignProcess, data: ValidationSet, cfg:
 def codesign_metrics(network, process: CoDesignProcess, cfg: ValidationConfig,
                      sampling: SamplingConfig) -> dict[str, float]:
     """Geometry, secondary structure and (optionally) ProteinMPNN scores of a few co-designs."""
-    from multiflow_gm.protein.evaluation.secondary_structure import dssp_available, dssp_states
+    from multiflow_gm.protein.evaluation.secondary_structure import (dssp_available, dssp_states, psea_states,
+                                                                      strand_pairing)
 
     if cfg.codesign_samples < 1:
         return {}
@@ -213,6 +214,8 @@ def codesign_metrics(network, process: CoDesignProcess, cfg: ValidationConfig,
     outside = (bonds < CA_CA_WINDOW[0]) | (bonds > CA_CA_WINDOW[1])
     out = {"codesign_clash": float(clash_fraction(ca, mask).mean()),
            "codesign_ca_ca_outside": float(outside.float().mean())}
+    paired = [strand_pairing(c, psea_states(c)) for c in ca.double().numpy()]
+    out["codesign_strand_paired"] = float(np.mean([p["strand_paired"] for p in paired]))
     if dssp_available():
         states = np.concatenate([dssp_states(a) for a in atoms])
         out["codesign_dssp_strand"] = float(np.mean(states == "E"))

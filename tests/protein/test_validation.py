@@ -82,6 +82,7 @@ def test_validation_is_deterministic_and_finite(split_cache, single_thread):
     strands = [value for key, value in first.items() if key.startswith("pred_strand_t")]
     assert all(0.0 <= value <= 1.0 for value in strands)
     assert 0.0 <= first["inverse_fold_recovery"] <= 1.0
+    assert 0.0 <= first["codesign_strand_paired"] <= 1.0
 
 
 def test_structure_blind_logits_score_the_composition_entropy(split_cache, single_thread):

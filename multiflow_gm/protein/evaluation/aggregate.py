@@ -33,6 +33,8 @@ REPORT_TABLE: tuple[tuple[str, str, str, str], ...] = (
     ("secondary_structure", "dssp_helix", "helix fraction (DSSP)", "{:.3f}"),
     ("secondary_structure", "dssp_strand", "strand fraction (DSSP)", "{:.3f}"),
     ("secondary_structure", "dssp_coil", "coil fraction (DSSP)", "{:.3f}"),
+    ("secondary_structure", "strand_paired", "strand residues with a strand partner < 5.5 A (P-SEA)", "{:.3f}"),
+    ("secondary_structure", "strand_partner_distance_median", "nearest strand partner, median (A)", "{:.2f}"),
     ("secondary_structure", "psea_w1_to_reference", "SS distance to reference (W1, P-SEA)", "{:.3f}"),
     ("compactness", "rg_ratio_median", "Rg / reference fit, median", "{:.3f}"),
     ("compactness", "rg_in_band_fraction", "Rg inside the reference 95% band", "{:.3f}"),
@@ -106,6 +108,8 @@ def summarise_set(rows: Sequence[dict], tm_matrix: np.ndarray | None, sequences:
         "secondary_structure": {
             **{f"{method}_{state}": _mean(rows, f"{method}_{state}")
                for method in ("psea", "dssp") for state in ("helix", "strand", "coil")},
+            "strand_paired": _mean(rows, "strand_paired"),
+            "strand_partner_distance_median": _median(rows, "strand_partner_distance"),
             "psea_w1_to_reference": wasserstein_ss(rows, reference_ss),
         },
         "compactness": {

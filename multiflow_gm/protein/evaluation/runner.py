@@ -33,6 +33,7 @@ from multiflow_gm.protein.evaluation.secondary_structure import (
     dssp_states,
     psea_states,
     state_fractions,
+    strand_pairing,
 )
 from multiflow_gm.protein.evaluation.sequence_metrics import sequence_metrics
 
@@ -159,6 +160,7 @@ def _local_metrics(chains, reference, services, rows, states, timer, failures: _
             states.append(psea if psea is not None else np.full(len(chain), "C"))
             if psea is not None:
                 row.update({f"psea_{k}": v for k, v in state_fractions(psea).items()})
+                row.update(strand_pairing(chain.ca, psea))
             if use_dssp:
                 problem = dssp_problem(chain.atoms)
                 dssp = (failures.add(chain, "dssp", problem) if problem else

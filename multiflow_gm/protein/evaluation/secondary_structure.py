@@ -17,6 +17,10 @@ _DSSP_TO_STATE = {"H": "H", "E": "E", "-": "C"}
 # pydssp's helix and bridge masks assume at least 6 residues; shorter chains fail
 # inside pydssp with a broadcasting error, so they are refused up front.
 DSSP_MIN_LENGTH = 6
+# Neighbouring strands of a sheet hold their CAs 4.4-5.5 A apart; an extended residue with no
+# other extended residue that close (at least MIN_PAIR_SEPARATION positions away) is unpaired.
+PAIR_DISTANCE = 5.5
+MIN_PAIR_SEPARATION = 3
 
 
 def psea_states(ca: np.ndarray) -> np.ndarray:
@@ -100,3 +104,25 @@ def secondary_structure(atoms: np.ndarray, use_dssp: bool = True) -> tuple[dict[
         dssp = state_fractions(dssp_states(atoms))
         fractions.update({f"dssp_{key}": value for key, value in dssp.items()})
     return fractions, psea
+
+
+def strand_pairing(ca: np.ndarray, states: np.ndarray) -> dict[str, float]:
+    """Whether a chain's extended residues pair into sheets, from CA ``[L, 3]`` (Angstrom) and its
+    P-SEA states ``[L]``.
+
+    ``strand_paired``: fraction of residues that are P-SEA strand and have another P-SEA strand
+    residue, at least :data:`MIN_PAIR_SEPARATION` positions away, within :data:`PAIR_DISTANCE`.
+    ``strand_partner_distance``: median over P-SEA strand residues of the distance to the nearest
+    such residue (NaN without two strand residues). DSSP calls a residue a strand only when it
+    is hydrogen-bonded to a partner, so extended residues without partners show up as P-SEA
+    strand and DSSP coil; these two numbers say how far the partners are.
+    """
+    ca = np.asarray(ca, dtype=np.float64)
+    extended = np.asarray(states) == "E"
+    index = np.arange(len(ca))
+    candidate = (np.abs(index[:, None] - index[None]) >= MIN_PAIR_SEPARATION) & extended[None] & extended[:, None]
+    distances = np.linalg.norm(ca[:, None] - ca[None], axis=-1)
+    nearest = np.where(candidate, distances, np.inf).min(axis=1)[extended]
+    nearest = nearest[np.isfinite(nearest)]
+    return {"strand_paired": float(np.sum(nearest < PAIR_DISTANCE) / max(len(ca), 1)),
+            "strand_partner_distance": float(np.median(nearest)) if nearest.size else float("nan")}

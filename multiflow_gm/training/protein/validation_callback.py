@@ -21,8 +21,8 @@ from multiflow_gm.training.ema_callback import EMACallback
 VALIDATION_FILE = "validation.csv"
 VALIDATION_PLOT = "validation_curve.png"
 # The curves that say most about sample quality, in plotting order.
-PLOTTED = ("pred_clash_t0.5", "pred_clash_t0.8", "pred_clash_t0.95", "codesign_clash", "pred_strand_t0.8", "codesign_dssp_strand",
-           "codesign_mpnn_nll", "invfold_ce", "inverse_fold_recovery", "fold_tm", "translation_t0.8", "aatype_t0.5")
+PLOTTED = ("pred_clash_t0.5", "pred_clash_t0.8", "pred_clash_t0.95", "codesign_clash", "pred_strand_t0.8",
+           "codesign_dssp_strand", "codesign_strand_paired", "codesign_mpnn_nll", "invfold_ce", "inverse_fold_recovery", "fold_tm", "translation_t0.8", "aatype_t0.5")
 
 
 def read_validation(path: str | Path) -> list[dict]:

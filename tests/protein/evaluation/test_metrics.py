@@ -18,7 +18,7 @@ from multiflow_gm.protein.evaluation.novelty import (
     novelty_summary,
     shape_descriptor,
 )
-from multiflow_gm.protein.evaluation.secondary_structure import psea_states, secondary_structure
+from multiflow_gm.protein.evaluation.secondary_structure import psea_states, secondary_structure, strand_pairing
 from multiflow_gm.protein.evaluation.sequence_metrics import (
     composition,
     composition_divergence,
@@ -61,6 +61,31 @@ def test_ideal_helix_geometry_and_secondary_structure():
     assert fractions["psea_helix"] > 0.85
     assert fractions["psea_helix"] + fractions["psea_strand"] + fractions["psea_coil"] == pytest.approx(1.0)
     assert set(states) <= {"H", "E", "C"}
+
+
+def _two_strands(separation: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two antiparallel lines of 10 CAs, 3.3 A apart along x and ``separation`` A apart in y,
+    joined by 10 coil residues far away: strand residues 0-9 and 20-29."""
+    first = np.stack([3.3 * np.arange(10), np.zeros(10), np.zeros(10)], -1)
+    second = np.stack([3.3 * np.arange(10)[::-1], np.full(10, separation), np.zeros(10)], -1)
+    loop = np.stack([np.full(10, 40.0), np.linspace(0, separation, 10), np.full(10, 30.0)], -1)
+    states = np.array(["E"] * 10 + ["C"] * 10 + ["E"] * 10)
+    return np.concatenate([first, loop, second]), states
+
+
+def test_strand_pairing_finds_partners_across_a_sheet_and_none_apart():
+    ca, states = _two_strands(4.8)
+    paired = strand_pairing(ca, states)
+    assert paired["strand_paired"] == pytest.approx(20 / 30)
+    assert paired["strand_partner_distance"] == pytest.approx(4.8)
+    apart = strand_pairing(*_two_strands(9.0))
+    assert apart["strand_paired"] == 0.0
+    assert apart["strand_partner_distance"] == pytest.approx(9.0)
+    # Residues of one strand 3.3 A apart along the chain are never each other's partners.
+    alone = strand_pairing(ca[:10], states[:10])
+    assert alone["strand_paired"] == 0.0 and alone["strand_partner_distance"] == pytest.approx(9.9)
+    none = strand_pairing(ca, np.full(30, "C"))
+    assert none["strand_paired"] == 0.0 and math.isnan(none["strand_partner_distance"])
 
 
 def test_n_ca_c_angle_of_the_ideal_residue_frame():

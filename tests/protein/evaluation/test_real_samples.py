@@ -80,6 +80,9 @@ def test_random_walk_is_clearly_worse_than_native(reference):
     assert ss_walk["psea_helix"] + ss_walk["psea_strand"] < 0.1
     assert ss_walk["dssp_coil"] > ss_native["dssp_coil"] + 0.3
     assert ss_walk["psea_w1_to_reference"] > 2 * ss_native["psea_w1_to_reference"]
+    # Native strands lie in sheets: most of their extended residues have a partner strand.
+    assert ss_native["strand_paired"] >= 0.4 * ss_native["psea_strand"]
+    assert ss_walk["strand_paired"] <= ss_walk["psea_strand"]
     assert native["compactness"]["rg_in_band_fraction"] >= 0.75
     assert walk["compactness"]["rg_in_band_fraction"] <= 0.25
     assert walk["compactness"]["rg_ratio_median"] > 1.3
