@@ -112,6 +112,18 @@ def test_sample_set_changes_the_sampling_settings(tmp_path, capsys):
     assert rc == 0 and "| 2 steps" in capsys.readouterr().out
 
 
+def test_explicit_temperature_is_the_temperature_of_every_mode():
+    from multiflow_gm.cli.commands.sample import _sampling_config
+    from multiflow_gm.protein.sampling import SamplingConfig
+
+    base = SamplingConfig(temperature=0.4, inverse_fold_temperature=0.1)
+    args = build_parser().parse_args(["sample", "--out", "o", "--mode", "inverse-fold", "--temperature", "0.7"])
+    chosen = _sampling_config(base, args)
+    assert chosen.temperature_for("inverse-fold") == chosen.temperature_for("codesign") == 0.7
+    kept = _sampling_config(base, build_parser().parse_args(["sample", "--out", "o", "--mode", "inverse-fold"]))
+    assert (kept.temperature_for("inverse-fold"), kept.temperature_for("codesign")) == (0.1, 0.4)
+
+
 def test_unknown_set_key_stops_bench_images(tmp_path, capsys):
     rc = main(["bench-images", "--out", str(tmp_path / "o"), "--set", "sampling.alfa=0.5", "--threads", "1"])
     assert rc == 2 and "sampling.alfa" in capsys.readouterr().err

@@ -27,6 +27,9 @@ MODES = ("codesign", "fold", "inverse-fold")
 class SamplingConfig:
     num_steps: int = 200        # the time grid runs from the process's min_t to 1
     temperature: float = 1.0
+    # Residue-type temperature when the backbone is given (inverse folding); None: ``temperature``.
+    # Design from a fixed backbone is usually run colder than co-design (ProteinMPNN's default is 0.1).
+    inverse_fold_temperature: Optional[float] = None
     eta: float = 0.0
     purity: bool = False
     # Feed the network its previous prediction. None: as the run was trained (its top-level
@@ -42,6 +45,14 @@ class SamplingConfig:
             raise ValueError(f"sampling.so3_jump_weight must lie in [0, 1]; got {self.so3_jump_weight}")
         if self.temperature <= 0:
             raise ValueError(f"sampling.temperature must be > 0; got {self.temperature}")
+        if self.inverse_fold_temperature is not None and self.inverse_fold_temperature <= 0:
+            raise ValueError(f"sampling.inverse_fold_temperature must be > 0 or null; got {self.inverse_fold_temperature}")
+
+    def temperature_for(self, mode: str) -> float:
+        """Residue-type temperature of a sampling mode (``codesign``, ``fold`` or ``inverse-fold``)."""
+        if mode == "inverse-fold" and self.inverse_fold_temperature is not None:
+            return self.inverse_fold_temperature
+        return self.temperature
 
 
 def check_jump_support(network, process: CoDesignProcess, cfg: SamplingConfig) -> None:
@@ -110,6 +121,7 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
              "rot": fixed if mode == "inverse-fold" else grid,
              "seq": fixed if mode == "fold" else grid}
     previous = {}
+    temperature = cfg.temperature_for(mode)
 
     def generator_fn(x, t):
         t_struct = t["trans"].to(device, torch.float32).expand(num)
@@ -117,7 +129,7 @@ def sample_batch(network, process: CoDesignProcess, cfg: SamplingConfig, num: in
         pred = network(aatype=x["seq"], rotations=x["rot"], translations=x["trans"], t_struct=t_struct,
                        t_seq=t_seq, residue_index=residue_index, residue_mask=mask,
                        sc_translations=previous.get("translations"), sc_probs=previous.get("probs"))
-        probs = process.sequence.probs_from_logits(pred["logits"], cfg.temperature)
+        probs = process.sequence.probs_from_logits(pred["logits"], temperature)
         if cfg.self_condition is not False:
             previous["translations"] = pred["translations"]
             previous["probs"] = torch.softmax(pred["logits"][..., :NUM_AMINO_ACIDS], -1)

@@ -136,3 +136,33 @@ def test_fold_and_inverse_fold_keep_their_inputs():
     assert torch.allclose(designed.rotations, rot.expand(2, -1, -1, -1))
     assert torch.allclose(ca_angstrom(designed), (trans - trans.mean(0)).expand(2, -1, -1), atol=1e-4)
     assert torch.equal(designed.aatype, torch.zeros(2, l, dtype=torch.long))
+
+
+class WeakPreferenceNetwork(ConstantNetwork):
+    """Logits two nats above the rest for one residue type: about 0.28 of draws at temperature 1."""
+
+    def forward(self, aatype, rotations, translations, **_):
+        out = super().forward(aatype, rotations, translations)
+        return dict(out, logits=out["logits"] / 15.0)
+
+
+def test_inverse_fold_temperature_applies_to_inverse_folding_only():
+    l, num = 16, 8
+    g = torch.Generator().manual_seed(6)
+    target = torch.randint(0, 20, (l,), generator=g)
+    rot, trans = so3.uniform((l,), generator=g), torch.randn(l, 3, generator=g) * 10
+    net = WeakPreferenceNetwork(rot, trans / 10, target)
+    process = CoDesignProcess(ProcessConfig())
+
+    def share_of_target(cfg, mode):
+        extra = {"backbone": (rot, trans)} if mode == "inverse-fold" else {}
+        out = sample_batch(net, process, cfg, num, l, mode=mode, generator=torch.Generator().manual_seed(1), **extra)
+        return float((out.aatype == target).float().mean())
+
+    cold_design = SamplingConfig(num_steps=20, temperature=1.0, inverse_fold_temperature=0.01)
+    assert share_of_target(cold_design, "inverse-fold") == 1.0
+    assert share_of_target(cold_design, "codesign") < 0.6
+    assert share_of_target(SamplingConfig(num_steps=20, temperature=1.0), "inverse-fold") < 0.6
+    assert cold_design.temperature_for("fold") == 1.0
+    with pytest.raises(ValueError, match="inverse_fold_temperature"):
+        SamplingConfig(inverse_fold_temperature=0.0)

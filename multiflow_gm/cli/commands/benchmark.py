@@ -110,7 +110,9 @@ def run(args) -> int:
     network, process, cfg, _ = load_codesign(ckpt, args.device)
     cfg = with_overrides(cfg, args.overrides, ("sampling.",))
     chains, skipped, notes, description = _targets(args)
-    updates = {"num_steps": args.num_steps, "temperature": args.temperature}
+    # An explicit --temperature is the temperature of both tasks.
+    updates = {"num_steps": args.num_steps, "temperature": args.temperature,
+               "inverse_fold_temperature": args.temperature}
     try:
         sampling = replace(cfg.sampling, **{k: v for k, v in updates.items() if v is not None})
     except ValueError as err:
@@ -147,6 +149,7 @@ def run(args) -> int:
         "settings": {"model": str(ckpt), "targets": description, "tasks": list(tasks), "seed": args.seed,
                      "num_designs": num_designs, "num_structures": num_structures,
                      "num_steps": sampling.num_steps, "temperature": sampling.temperature,
+                     "inverse_fold_temperature": sampling.temperature_for("inverse-fold"),
                      "sampling": asdict(sampling), "device": args.device,
                      "torch_threads": torch.get_num_threads()},
         "summary": summary, "mpnn_status": mpnn_status, "rows": rows,

@@ -69,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _sampling_config(base, args):
     from dataclasses import replace
 
+    # An explicit --temperature is the temperature of whichever mode runs.
     updates = {"num_steps": args.steps, "temperature": args.temperature, "eta": args.eta,
+               "inverse_fold_temperature": args.temperature,
                "purity": args.purity, "so3_jump_weight": args.so3_jump_weight,
                "so3_jump_source": args.so3_jump_source}
     return replace(base, **{k: v for k, v in updates.items() if v is not None})

@@ -93,7 +93,8 @@ def markdown_report(document: dict) -> str:
     lines = ["# Held-out folding and inverse-folding benchmark", "",
              f"- model: `{settings['model']}`", f"- targets: {settings['targets']}",
              f"- tasks: {', '.join(settings['tasks'])}; {settings['num_steps']} sampling steps, "
-             f"temperature {settings['temperature']}, seed {settings['seed']}",
+             f"temperature {settings['temperature']} (inverse folding "
+             f"{settings.get('inverse_fold_temperature', settings['temperature'])}), seed {settings['seed']}",
              f"- designs per backbone: {settings['num_designs']}; structures per sequence: "
              f"{settings['num_structures']}",
              f"- ProteinMPNN anchor: {document['mpnn_status']}",
