@@ -47,7 +47,9 @@ class LossConfig:
     aatype_weight: float = 1.0
     aux_weight: float = 1.0
     aux_t_threshold: float = 0.25
-    aux_pairs: Literal["near", "all"] = "near"   # CA-distance loss on pairs within aux_pair_cutoff, or all
+    # CA-distance loss on pairs within aux_pair_cutoff, on all pairs, or both means added
+    # ("both" keeps every pair in the loss and weights the contacts that make sheets as "near" does).
+    aux_pairs: Literal["near", "all", "both"] = "near"
     aux_pair_cutoff: float = 1.0                 # nm
     aux_time_weight: bool = False                # scale the aux terms by 1/(1 - min(t, t_clip))^2
     clash_weight: float = 0.0
@@ -131,8 +133,8 @@ def _auxiliary(noisy, pred, mask, nm_per_angstrom: float, cfg: LossConfig):
     """Backbone-atom MSE and CA-distance MSE (FrameFlow's aux loss), each ``[B]`` in nm^2.
 
     The distance term sees pairs closer than ``cfg.aux_pair_cutoff`` in the data, or
-    every pair: only then do two residues that are far apart in the data but
-    predicted close cost anything.
+    every pair (only then do two residues that are far apart in the data but predicted
+    close cost anything), or both means added.
     """
     true_atoms = backbone_atoms_nm(noisy["rot_1"], noisy["trans_1"], mask, nm_per_angstrom)
     pred_atoms = backbone_atoms_nm(pred["rotations"], pred["translations"], mask, nm_per_angstrom)
@@ -140,10 +142,13 @@ def _auxiliary(noisy, pred, mask, nm_per_angstrom: float, cfg: LossConfig):
     d_true = torch.cdist(noisy["trans_1"], noisy["trans_1"])
     d_pred = torch.cdist(pred["translations"], pred["translations"])
     pair = mask[:, :, None] & mask[:, None, :]
-    if cfg.aux_pairs == "near":
-        pair = pair & (d_true < cfg.aux_pair_cutoff)
-    pair = pair.to(d_true.dtype)
-    dist_err = ((d_true - d_pred) ** 2 * pair).sum((-1, -2)) / pair.sum((-1, -2)).clamp_min(1)
+    near = pair & (d_true < cfg.aux_pair_cutoff)
+    squared = (d_true - d_pred) ** 2
+    dist_err = torch.zeros_like(atom_err)
+    for chosen, used in ((near, ("near", "both")), (pair, ("all", "both"))):
+        if cfg.aux_pairs in used:
+            chosen = chosen.to(squared.dtype)
+            dist_err = dist_err + (squared * chosen).sum((-1, -2)) / chosen.sum((-1, -2)).clamp_min(1)
     return atom_err, dist_err
 
 

@@ -78,6 +78,23 @@ def test_all_pair_distances_see_far_pairs_that_near_pairs_ignore():
     assert gap > 1e-3
 
 
+def test_both_pair_sets_add_the_near_and_all_pair_losses():
+    process = CoDesignProcess(ProcessConfig())
+    # A residue moved 0.3 nm changes near and far distances alike.
+    noisy, pred = _noisy_and_pred(far_pair_error=False)
+    pred = dict(pred, translations=pred["translations"].clone())
+    pred["translations"][0, 5] += torch.tensor([0.3, 0.0, 0.0])
+    exact_noisy, exact_pred = _noisy_and_pred(far_pair_error=False)
+    both = LossConfig(aux_pairs="both", aux_pair_cutoff=0.5)
+    assert codesign_losses(process, exact_noisy, exact_pred, both)["auxiliary"].item() == pytest.approx(0, abs=1e-6)
+    parts = {name: codesign_losses(process, noisy, pred, LossConfig(aux_pairs=name, aux_pair_cutoff=0.5))["auxiliary"]
+             for name in ("near", "all", "both")}
+    # With no pair inside the cutoff, only the backbone-atom error is left.
+    atoms = codesign_losses(process, noisy, pred, LossConfig(aux_pairs="near", aux_pair_cutoff=1e-9))["auxiliary"]
+    assert (parts["near"] - atoms).item() > 1e-4 and (parts["all"] - atoms).item() > 1e-4
+    assert parts["both"].item() == pytest.approx((parts["near"] + parts["all"] - atoms).item(), rel=1e-6)
+
+
 def test_time_weight_scales_aux_by_inverse_square_of_remaining_time():
     process = CoDesignProcess(ProcessConfig())
     noisy, pred = _noisy_and_pred(far_pair_error=True)
