@@ -1,14 +1,15 @@
 """Residue-type sampling temperature of one export, chosen on data the model card does not use.
 
     python scripts/temperature_study.py MODEL.safetensors --out runs/temperature_study \\
-        --temperatures 0.25 0.30 0.35 0.40 [--seed 1] [--num 4] [--val-chains 32]
+        --temperatures 0.30 0.35 0.40 [--inverse-fold-temperatures 0.1 0.2] [--seed 1] [--num 4] [--val-chains 32]
 
 For each temperature (with purity): ``--num`` co-designs at each of the card's lengths (60-128)
 drawn with ``--seed`` (the model card draws with seed 0, so these are other samples), scored
 by ``multiflow-gm evaluate`` exactly as the card scores its 64; and inverse folding of
 ``--val-chains`` chains of the **validation** split (the card's held-out figures use the test
-split). Every step is a CLI call whose output is kept, so a rerun resumes. Writes
-``OUT/table.md`` and ``OUT/table.json``.
+split). ``--inverse-fold-temperatures`` adds inverse folding of the same chains at more
+temperatures (no co-designs). Every step is a CLI call whose output is kept, so a rerun
+resumes. Writes ``OUT/table.md`` and ``OUT/table.json``.
 
 The temperature trades sequence fit (ProteinMPNN NLL falls as it falls) against diversity
 (sequence entropy falls too); the card's targets ask for NLL <= 2.3 with entropy >= 2.3.
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 LENGTHS = ("60", "70", "80", "90", "100", "110", "120", "128")
 COLUMNS = (("clash_residue_fraction", "clash"), ("ca_ca_outside_fraction", "CA-CA out"),
-           ("dssp_strand", "strand"), ("dssp_helix", "helix"), ("mpnn_nll_mean", "MPNN NLL"),
+           ("dssp_strand", "strand"), ("strand_paired", "paired strand"), ("dssp_helix", "helix"), ("mpnn_nll_mean", "MPNN NLL"),
            ("aa_entropy_mean", "entropy"), ("mpnn_recovery_mean", "MPNN rec"),
            ("low_complexity_fraction", "low-complexity"), ("cluster_fraction", "clusters"))
 
@@ -52,11 +53,25 @@ def measure(model: Path, out: Path, temperature: float, args) -> None:
         run(["multiflow-gm", "evaluate", str(out / "codesign" / "samples"), "--reference", args.cache,
              "--out", str(out / "report"), "--compare", "none", "--workers", "1", "--mpnn-threads", "1",
              "--no-progress"])
-    if args.val_chains and not (out / "inverse_fold_val" / "benchmark.json").is_file():
-        run(["multiflow-gm", "benchmark", "--cache", args.cache, "--split", "val", "--max-chains",
-             str(args.val_chains), "--lengths", "60-128", "--task", "inverse-fold", "--num-steps", "100",
-             "--num-designs", "1", "--ckpt", str(export), "--threads", "1", "--workers", "1", "--no-progress",
-             "--out", str(out / "inverse_fold_val")])
+    if args.val_chains:
+        inverse_fold_val(export, out / "inverse_fold_val", None, args)
+
+
+def inverse_fold_val(model: Path, out: Path, temperature: float | None, args) -> None:
+    """Inverse folding of the validation chains (at the model's temperature when None)."""
+    if (out / "benchmark.json").is_file():
+        return
+    chosen = [] if temperature is None else ["--temperature", str(temperature)]
+    run(["multiflow-gm", "benchmark", "--cache", args.cache, "--split", "val", "--max-chains",
+         str(args.val_chains), "--lengths", "60-128", "--task", "inverse-fold", "--num-steps", "100",
+         "--num-designs", "1", "--ckpt", str(model), *chosen, "--threads", "1", "--workers", "1",
+         "--no-progress", "--out", str(out)])
+
+
+def read_inverse_fold(benchmark: Path) -> dict:
+    held = json.loads(benchmark.read_text())["summary"]
+    return {"val_recovery": held.get("recovery_mean"), "val_mpnn_recovery": held.get("mpnn_recovery_mean"),
+            "val_chains": held.get("chains")}
 
 
 def read_row(out: Path) -> dict:
@@ -66,13 +81,11 @@ def read_row(out: Path) -> dict:
     row["num_samples"] = flat.get("num_samples")
     benchmark = out / "inverse_fold_val" / "benchmark.json"
     if benchmark.is_file():
-        held = json.loads(benchmark.read_text())["summary"]
-        row.update(val_recovery=held.get("recovery_mean"), val_mpnn_recovery=held.get("mpnn_recovery_mean"),
-                   val_chains=held.get("chains"))
+        row.update(read_inverse_fold(benchmark))
     return row
 
 
-def render(rows: dict[str, dict], model: str, args) -> str:
+def render(rows: dict[str, dict], inverse_rows: dict[str, dict], model: str, args) -> str:
     header = [label for _, label in COLUMNS] + ["val inverse-fold recovery", "ProteinMPNN (anchor)"]
     lines = [f"Sampling temperature (with purity) of `{model}`: {args.num} co-designs per length at lengths "
              f"{LENGTHS[0]}-{LENGTHS[-1]} with seed {args.seed}; inverse folding of {args.val_chains} "
@@ -81,6 +94,11 @@ def render(rows: dict[str, dict], model: str, args) -> str:
     for temperature, row in rows.items():
         cells = [row.get(key) for key, _ in COLUMNS] + [row.get("val_recovery"), row.get("val_mpnn_recovery")]
         lines.append(f"| {temperature} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells) + " |")
+    if inverse_rows:
+        lines += ["", "Inverse folding alone, same validation chains:", "",
+                  "| temperature | val inverse-fold recovery | ProteinMPNN (anchor) |", "|---|---:|---:|"]
+        lines += [f"| {t} | {row['val_recovery']:.3f} | {row['val_mpnn_recovery']:.3f} |"
+                  for t, row in inverse_rows.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -89,6 +107,8 @@ def main(argv=None) -> int:
     parser.add_argument("model", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--temperatures", type=float, nargs="+", required=True)
+    parser.add_argument("--inverse-fold-temperatures", type=float, nargs="*", default=[],
+                        help="more temperatures for inverse folding of the validation chains alone")
     parser.add_argument("--seed", type=int, default=1, help="co-design seed (the model card uses 0)")
     parser.add_argument("--num", type=int, default=4, help="co-designs per length")
     parser.add_argument("--val-chains", type=int, default=32, help="validation chains to inverse-fold (0: none)")
@@ -106,10 +126,15 @@ def main(argv=None) -> int:
         out = args.out / f"t{temperature:g}"
         measure(args.model, out, temperature, args)
         rows[f"{temperature:g}"] = read_row(out)
-    text = render(rows, str(args.model), args)
+    inverse_rows = {}
+    for temperature in args.inverse_fold_temperatures:
+        out = args.out / f"inverse_fold_val_t{temperature:g}"
+        inverse_fold_val(args.model, out, temperature, args)
+        inverse_rows[f"{temperature:g}"] = read_inverse_fold(out / "benchmark.json")
+    text = render(rows, inverse_rows, str(args.model), args)
     atomic_write_bytes(args.out / "table.md", text.encode())
     payload = {"model": str(args.model), "seed": args.seed, "num_per_length": args.num,
-               "val_chains": args.val_chains, "rows": rows}
+               "val_chains": args.val_chains, "rows": rows, "inverse_fold_rows": inverse_rows}
     atomic_write_bytes(args.out / "table.json", (json.dumps(payload, indent=1) + "\n").encode())
     print(text)
     return 0
