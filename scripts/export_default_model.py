@@ -218,6 +218,17 @@ def _benchmark_summary(path: Path | None) -> dict | None:
     return document.get("summary", document)
 
 
+def heldout_note(path: Path | None) -> str:
+    """One sentence on how the held-out rows were measured (empty without a benchmark)."""
+    if path is None:
+        return ""
+    settings = json.loads(Path(path).read_text()).get("settings", {})
+    temperature = settings.get("inverse_fold_temperature", settings.get("temperature"))
+    return (f" Held-out rows: `multiflow-gm benchmark` on {settings.get('targets', 'held-out chains')}, "
+            f"{settings.get('num_steps')} steps, inverse folding at temperature {temperature:g} "
+            f"({settings.get('num_designs')} design per backbone).")
+
+
 def decoder_note(cfg) -> str:
     """The config line's mention of the sequence decoder, when the model has one."""
     if not cfg.model.sequence_decoder:
@@ -281,7 +292,7 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
         table,
         "",
         "Targets of the protein-quality work, for the earlier defaults (v1 is kept as "
-        "`codesign_small_v1.safetensors`) and this model:",
+        "`codesign_small_v1.safetensors`) and this model." + heldout_note(args.heldout),
         "",
         targets,
         "",

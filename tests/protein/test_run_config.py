@@ -94,7 +94,7 @@ def test_old_export_without_self_conditioning(tmp_path, capsys):
 
 # Effective sampling settings of the shipped models as loaded before the retirements (the
 # grid start was sampling.min_t = 0.01; it is process.min_t now).
-SHIPPED = {"codesign_small.safetensors": dict(num_steps=200, temperature=0.40, inverse_fold_temperature=None,
+SHIPPED = {"codesign_small.safetensors": dict(num_steps=200, temperature=0.40, inverse_fold_temperature=0.1,
                                                eta=0.0, purity=True),
            "codesign_small_v1.safetensors": dict(num_steps=200, temperature=1.0, inverse_fold_temperature=None,
                                                  eta=0.0, purity=False)}
