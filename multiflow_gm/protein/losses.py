@@ -142,14 +142,19 @@ def _auxiliary(noisy, pred, mask, nm_per_angstrom: float, cfg: LossConfig):
     d_true = torch.cdist(noisy["trans_1"], noisy["trans_1"])
     d_pred = torch.cdist(pred["translations"], pred["translations"])
     pair = mask[:, :, None] & mask[:, None, :]
-    near = pair & (d_true < cfg.aux_pair_cutoff)
     squared = (d_true - d_pred) ** 2
     dist_err = torch.zeros_like(atom_err)
-    for chosen, used in ((near, ("near", "both")), (pair, ("all", "both"))):
-        if cfg.aux_pairs in used:
-            chosen = chosen.to(squared.dtype)
-            dist_err = dist_err + (squared * chosen).sum((-1, -2)) / chosen.sum((-1, -2)).clamp_min(1)
+    if cfg.aux_pairs in ("near", "both"):
+        dist_err = dist_err + _mean_over_pairs(squared, pair & (d_true < cfg.aux_pair_cutoff))
+    if cfg.aux_pairs in ("all", "both"):
+        dist_err = dist_err + _mean_over_pairs(squared, pair)
     return atom_err, dist_err
+
+
+def _mean_over_pairs(values: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values [B, L, L]`` over the pairs where the bool ``pairs`` is True -> ``[B]``."""
+    weights = pairs.to(values.dtype)
+    return (values * weights).sum((-1, -2)) / weights.sum((-1, -2)).clamp_min(1)
 
 
 def clash_penalty(ca_true: torch.Tensor, ca_pred: torch.Tensor, mask: torch.Tensor,
