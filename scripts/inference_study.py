@@ -34,7 +34,8 @@ SETTINGS = {
     "no_self_condition": ({"self_condition": False}, {}),
     "steps_500": ({"num_steps": 500}, {}),
 }
-COLUMNS = ("codesign_clash", "codesign_ca_ca_outside", "codesign_dssp_strand", "codesign_dssp_helix",
+COLUMNS = ("codesign_clash", "codesign_ca_ca_outside", "codesign_dssp_strand", "codesign_strand_paired",
+           "codesign_dssp_helix",
            "codesign_mpnn_nll", "codesign_mpnn_recovery", "codesign_seq_entropy", "seconds")
 
 

@@ -54,6 +54,10 @@ class LossConfig:
     aux_time_weight: bool = False                # scale the aux terms by 1/(1 - min(t, t_clip))^2
     clash_weight: float = 0.0
     clash_distance: float = 0.38                 # nm; non-local CA pairs closer than this (or the data) cost
+    # The clash and bond terms apply where t_struct exceeds this (0: at every time). At early
+    # times the clean prediction is an average over many folds; penalising its contacts there
+    # can teach the network to keep segments apart before it knows which ones pair.
+    clash_t_threshold: float = 0.0
     bond_weight: float = 0.0                     # consecutive CA-CA distance error, at every time
     jump_weight: float = 0.1
     t_clip: float = 0.9
@@ -65,6 +69,8 @@ class LossConfig:
             raise ValueError("loss.clash_weight must be >= 0 and loss.clash_distance > 0")
         if self.bond_weight < 0:
             raise ValueError("loss.bond_weight must be >= 0")
+        if not 0.0 <= self.clash_t_threshold < 1.0:
+            raise ValueError(f"loss.clash_t_threshold must lie in [0, 1); got {self.clash_t_threshold}")
 
 
 def _per_example_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -102,14 +108,15 @@ def codesign_losses(process: CoDesignProcess, noisy: dict, pred: dict,
     total = (cfg.translation_weight * trans + cfg.rotation_weight * rot + cfg.aatype_weight * aatype
              + cfg.aux_weight * aux)
     if cfg.clash_weight > 0:
-        # Clashes form early in the trajectory, so the penalty is not limited to late times.
+        # Clashes form early in the trajectory, so by default the penalty is not limited to late times.
         clash = (clash_penalty(noisy["trans_1"], pred["translations"], mask, cfg.clash_distance)
-                 * clash_time_weight(structure_on, scale, cfg))
+                 * clash_time_weight(structure_on, t_struct, scale, cfg))
         out["clash"] = clash
         total = total + cfg.clash_weight * clash
     if cfg.bond_weight > 0:
         # Bond lengths are a local property the prediction must hold at every time, like clashes.
-        bond = chain_bond_error(noisy["trans_1"], pred["translations"], mask) * clash_time_weight(structure_on, scale, cfg)
+        bond = (chain_bond_error(noisy["trans_1"], pred["translations"], mask)
+                * clash_time_weight(structure_on, t_struct, scale, cfg))
         out["bond"] = bond
         total = total + cfg.bond_weight * bond
     if "jump_intensity" in pred:
@@ -176,10 +183,13 @@ def clash_penalty(ca_true: torch.Tensor, ca_pred: torch.Tensor, mask: torch.Tens
     return _per_example_mean(overlap.sum(-1), mask)
 
 
-def clash_time_weight(structure_on: torch.Tensor, scale: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
-    """Weight ``[B]`` of the terms applied at every time: on for structure examples, times
-    ``1/(1 - t)^2`` when the auxiliary terms carry the time weight."""
-    return structure_on * (scale ** 2 if cfg.aux_time_weight else 1.0)
+def clash_time_weight(structure_on: torch.Tensor, t_struct: torch.Tensor, scale: torch.Tensor,
+                      cfg: LossConfig) -> torch.Tensor:
+    """Weight ``[B]`` of the clash and bond terms: on for structure examples with ``t_struct``
+    above ``cfg.clash_t_threshold``, times ``1/(1 - t)^2`` when the auxiliary terms carry the
+    time weight."""
+    on = structure_on * (t_struct > cfg.clash_t_threshold)
+    return on * (scale ** 2 if cfg.aux_time_weight else 1.0)
 
 
 BONDED_CA_DISTANCE = 0.42  # nm; consecutive CA atoms of one chain sit 0.38 nm apart, a chain break further

@@ -135,3 +135,19 @@ def test_bond_weight_adds_the_bond_term_to_the_total():
     assert (with_bond["total"] - base["total"]).item() == pytest.approx(3.0 * with_bond["bond"].item(), rel=1e-5)
     with pytest.raises(ValueError, match="bond_weight"):
         LossConfig(bond_weight=-1.0)
+
+
+def test_clash_t_threshold_turns_the_clash_and_bond_terms_off_at_earlier_times():
+    process = CoDesignProcess(ProcessConfig())
+    noisy, pred = _noisy_and_pred(far_pair_error=True)            # t_struct = 0.6, a clash predicted
+    cfg = dict(clash_weight=2.0, bond_weight=3.0)
+    every_time = codesign_losses(process, noisy, pred, LossConfig(**cfg))
+    assert every_time["clash"].item() > 0 and every_time["bond"].item() > 0
+    below = codesign_losses(process, noisy, pred, LossConfig(**cfg, clash_t_threshold=0.5))
+    assert below["clash"].item() == every_time["clash"].item() and below["bond"].item() == every_time["bond"].item()
+    above = codesign_losses(process, noisy, pred, LossConfig(**cfg, clash_t_threshold=0.7))
+    assert above["clash"].item() == 0.0 and above["bond"].item() == 0.0
+    plain = codesign_losses(process, noisy, pred, LossConfig())
+    assert above["total"].item() == pytest.approx(plain["total"].item(), rel=1e-6)
+    with pytest.raises(ValueError, match="clash_t_threshold"):
+        LossConfig(clash_t_threshold=1.0)
