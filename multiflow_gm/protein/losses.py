@@ -54,7 +54,7 @@ class LossConfig:
     aux_time_weight: bool = False                # scale the aux terms by 1/(1 - min(t, t_clip))^2
     clash_weight: float = 0.0
     clash_distance: float = 0.38                 # nm; non-local CA pairs closer than this (or the data) cost
-    # The clash and bond terms apply where t_struct exceeds this (0: at every time). At early
+    # The clash and bond terms apply where t_struct is at least this (0: at every time). At early
     # times the clean prediction is an average over many folds; penalising its contacts there
     # can teach the network to keep segments apart before it knows which ones pair.
     clash_t_threshold: float = 0.0
@@ -186,9 +186,9 @@ def clash_penalty(ca_true: torch.Tensor, ca_pred: torch.Tensor, mask: torch.Tens
 def clash_time_weight(structure_on: torch.Tensor, t_struct: torch.Tensor, scale: torch.Tensor,
                       cfg: LossConfig) -> torch.Tensor:
     """Weight ``[B]`` of the clash and bond terms: on for structure examples with ``t_struct``
-    above ``cfg.clash_t_threshold``, times ``1/(1 - t)^2`` when the auxiliary terms carry the
+    at least ``cfg.clash_t_threshold``, times ``1/(1 - t)^2`` when the auxiliary terms carry the
     time weight."""
-    on = structure_on * (t_struct > cfg.clash_t_threshold)
+    on = structure_on * (t_struct >= cfg.clash_t_threshold)
     return on * (scale ** 2 if cfg.aux_time_weight else 1.0)
 
 
