@@ -35,8 +35,7 @@ SETTINGS = {
     "steps_500": ({"num_steps": 500}, {}),
 }
 COLUMNS = ("codesign_clash", "codesign_ca_ca_outside", "codesign_dssp_strand", "codesign_strand_paired",
-           "codesign_dssp_helix",
-           "codesign_mpnn_nll", "codesign_mpnn_recovery", "codesign_seq_entropy", "seconds")
+           "codesign_dssp_helix", "codesign_mpnn_nll", "codesign_mpnn_recovery", "codesign_seq_entropy", "seconds")
 
 
 def run_setting(network, base_process, base_sampling, name: str, num: int, length: int, seed: int) -> dict:

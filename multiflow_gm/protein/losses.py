@@ -58,7 +58,7 @@ class LossConfig:
     # times the clean prediction is an average over many folds; penalising its contacts there
     # can teach the network to keep segments apart before it knows which ones pair.
     clash_t_threshold: float = 0.0
-    bond_weight: float = 0.0                     # consecutive CA-CA distance error, at every time
+    bond_weight: float = 0.0                     # consecutive CA-CA distance error, timed as the clash term
     jump_weight: float = 0.1
     t_clip: float = 0.9
 
@@ -114,7 +114,7 @@ def codesign_losses(process: CoDesignProcess, noisy: dict, pred: dict,
         out["clash"] = clash
         total = total + cfg.clash_weight * clash
     if cfg.bond_weight > 0:
-        # Bond lengths are a local property the prediction must hold at every time, like clashes.
+        # Bond lengths are a local property the prediction must hold whenever clashes are penalised.
         bond = (chain_bond_error(noisy["trans_1"], pred["translations"], mask)
                 * clash_time_weight(structure_on, t_struct, scale, cfg))
         out["bond"] = bond
