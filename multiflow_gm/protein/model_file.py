@@ -126,3 +126,22 @@ def with_sampling_defaults(source: str | Path, target: str | Path, overrides: li
     info = {**info, "sampling_defaults_from": [str(o) for o in overrides]}
     migrated = InferenceConfig.migrate_retired_keys(config)
     return export_weights(weights, {**migrated, "sampling": to_dict(cfg.sampling)}, target, extra=info)
+
+
+def with_decoder(source: str | Path, decoder: str | Path, target: str | Path) -> Path:
+    """Copy a co-design export to ``target`` with its ``sequence_decoder.*`` tensors replaced by
+    those of ``decoder`` (a ``pretrain-decoder`` run's decoder.safetensors); every tensor must match."""
+    from safetensors.torch import load_file
+
+    weights, config, info = read_model_file(source)
+    if not Path(decoder).is_file():
+        raise MissingResourceError(f"decoder file not found: {decoder}")
+    prefix = "sequence_decoder."
+    old = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+    new = load_file(str(decoder))
+    if not old:
+        raise UserError(f"{source} has no sequence decoder (model.sequence_decoder is off)")
+    if set(new) != set(old) or any(new[k].shape != old[k].shape for k in old):
+        raise UserError(f"{decoder} does not fit the decoder of {source} (other tensors or shapes)")
+    weights = {**weights, **{prefix + k: v for k, v in new.items()}}
+    return export_weights(weights, config, target, extra={**info, "sequence_decoder_from": str(decoder)})

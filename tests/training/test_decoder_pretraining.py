@@ -54,8 +54,8 @@ def test_cosine_decay_over_a_resumed_leg_sets_the_optimiser_rate(split_cache, tm
     seen = []
     original = module._training_step
 
-    def recording(decoder, optimiser, batch, generator, s, step):
-        loss = original(decoder, optimiser, batch, generator, s, step)
+    def recording(decoder, optimiser, batch, generator, s, step, profiles):
+        loss = original(decoder, optimiser, batch, generator, s, step, profiles)
         seen.append((step, optimiser.param_groups[0]["lr"]))
         return loss
 

@@ -136,10 +136,14 @@ class ProteinMPNNScorer:
 
     def _log_probs(self, encoded, tokens, mask, decoding_order):
         """Teacher-forced log-probabilities ``[B, L, MPNN_NUM_LETTERS]`` for one decoding order (ProteinMPNN's score)."""
+        backward, forward = self._causal_masks(decoding_order, encoded[2], mask)
+        return self._decode(encoded, tokens, mask, backward, forward)
+
+    def _decode(self, encoded, tokens, mask, backward, forward):
+        """Decoder log-probabilities with each edge's neighbour type visible where ``backward`` is 1."""
         import torch
 
         h_nodes, h_edges, neighbours = encoded
-        backward, forward = self._causal_masks(decoding_order, neighbours, mask)
         sequence_nodes = self.model.W_s(tokens)
         h_v = h_nodes
         for layer, edge_term in zip(self.model.decoder_layers, decoder_edge_terms(self.model.decoder_layers, h_edges)):
@@ -202,6 +206,21 @@ class ProteinMPNNScorer:
                 "mpnn_sequence": designed,
             })
         return results
+
+    def structure_only_log_probs(self, backbones: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per backbone ``[L, MPNN_NUM_LETTERS]`` log-probabilities of each residue's type given the
+        backbone alone (no residue type visible: ProteinMPNN's unconditional probabilities).
+        ``backbones[i]`` is ``[L, >=4, 3]`` N, CA, C, O in Angstrom; one batch, no gradient."""
+        import torch
+
+        with torch.inference_mode():
+            coords, tokens, mask, residue_index, chain_encoding = self._featurize(
+                backbones, ["X" * len(b) for b in backbones])
+            encoded = self._encode(coords, mask, residue_index, chain_encoding)
+            nothing_visible = torch.zeros(*encoded[2].shape, 1, device=self.device)
+            forward = mask.view(mask.shape[0], mask.shape[1], 1, 1) * (1.0 - nothing_visible)
+            log_probs = self._decode(encoded, tokens, mask, nothing_visible, forward)
+        return [log_probs[row, : len(b)].cpu().numpy() for row, b in enumerate(backbones)]
 
     def score(self, backbones: Sequence[np.ndarray], sequences: Sequence[str],
               progress: Callable[[int], None] | None = None) -> list[dict]:

@@ -11,6 +11,14 @@ validation-split chains with the whole sequence masked, appends to ``curve.csv``
 and writes ``decoder.safetensors`` (the decoder's weights, for a co-design config's
 ``decoder_init_from``), ``curve.png`` and ``state.pt`` (weights, optimiser, step, random state;
 for ``resume``), each atomically.
+
+With ``teacher_weight`` w > 0, chains with a teacher profile (``multiflow-gm profiles``:
+ProteinMPNN's residue-type distribution given the backbone alone) are also fitted to it:
+a masked residue's loss is (1 - w f) times the native cross-entropy plus w f times the
+KL divergence from the teacher's distribution, where f is the fraction of its chain that is
+masked, because the teacher's distribution is the right target only when little of the
+sequence is revealed. ``init_from`` starts from a decoder's weights (a decoder.safetensors,
+or a co-design export whose ``sequence_decoder.*`` tensors are taken).
 """
 
 from __future__ import annotations
@@ -61,12 +69,18 @@ class DecoderPretraining:
     max_length: int = 256
     val_chains: int = 64
     seed: int = 0
+    teacher_weight: float = 0.0  # 0: native labels only; needs CACHE/profiles/ when positive
+    init_from: str = ""  # decoder.safetensors or a co-design export; "" starts from scratch
 
     def __post_init__(self):
         for key in ("steps", "eval_every", "hidden", "layers", "knn", "context_width", "squared_residue_budget",
                     "val_chains"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1; got {getattr(self, key)}")
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise ConfigError(f"teacher_weight must lie in [0, 1]; got {self.teacher_weight}")
+        if self.init_from and not Path(self.init_from).is_file():
+            raise ConfigError(f"init_from: no such file {self.init_from}")
         try:
             self.optim = OptimConfig(lr=self.lr, warmup_steps=self.warmup_steps, schedule=self.schedule,
                                      decay_start=self.decay_start, final_lr_fraction=self.final_lr_fraction)
@@ -120,8 +134,55 @@ def _data(cache_dir: Path, s: DecoderPretraining):
     val_batch = collate_chains([val_set[int(i)] for i in sorted(chosen, key=lambda i: int(val.lengths[i]))])
     sampler = LengthBatchSampler(dataset.lengths, squared_residue_budget=s.squared_residue_budget,
                                  max_batch_size=64, mode="same_length", seed=s.seed)
-    print(f"decoder pretraining: {len(train)} training chains, {len(chosen)} of {len(val)} validation chains")
-    return dataset, sampler, val_batch, collate_chains
+    profiles = {}
+    if s.teacher_weight > 0:
+        from multiflow_gm.protein.data.teacher_profiles import load_profiles
+
+        profiles = load_profiles(train)
+        if not profiles:
+            raise ConfigError(f"teacher_weight {s.teacher_weight}: no teacher profile in {cache_dir}; "
+                              f"run `multiflow-gm profiles {cache_dir}` first")
+    print(f"decoder pretraining: {len(train)} training chains ({len(profiles)} with a teacher profile), "
+          f"{len(chosen)} of {len(val)} validation chains")
+    return dataset, sampler, val_batch, collate_chains, profiles
+
+
+def decoder_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A decoder's tensors from a decoder.safetensors or a co-design export (``sequence_decoder.*``)."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path))
+    prefix = "sequence_decoder."
+    if any(key.startswith(prefix) for key in weights):
+        weights = {key[len(prefix):]: value for key, value in weights.items() if key.startswith(prefix)}
+    return weights
+
+
+def teacher_batch(names: list[str], length: int, profiles: dict[str, np.ndarray]):
+    """``(log_probs [B, L, 20], has [B, L] bool)`` of a batch's chains (zeros where a chain has none)."""
+    log_probs = torch.zeros(len(names), length, NUM_AMINO_ACIDS)
+    has = torch.zeros(len(names), length, dtype=torch.bool)
+    for row, name in enumerate(names):
+        profile = profiles.get(name)
+        if profile is not None:
+            log_probs[row, : len(profile)] = torch.from_numpy(profile)
+            has[row, : len(profile)] = True
+    return log_probs, has
+
+
+def distillation_loss(logits, target, loss_mask, teacher_log_probs, has_teacher, label_smoothing: float,
+                      teacher_weight: float):
+    """Mean over masked residues of (1 - w f) CE(native) + w f KL(teacher || decoder); see the module docstring.
+
+    ``logits [B, L, >=20]``, ``target [B, L]``, ``loss_mask`` / ``has_teacher [B, L]`` bool,
+    ``teacher_log_probs [B, L, 20]``; f is each chain's masked fraction."""
+    log_probs = torch.log_softmax(logits[..., :NUM_AMINO_ACIDS].float(), dim=-1)
+    ce = F.cross_entropy(log_probs.transpose(1, 2), target, label_smoothing=label_smoothing, reduction="none")
+    kl = (teacher_log_probs.exp() * (teacher_log_probs - log_probs)).sum(-1)
+    fraction = loss_mask.float().sum(-1, keepdim=True) / loss_mask.shape[-1]
+    weight = teacher_weight * fraction * has_teacher.float()
+    per_residue = (1 - weight) * ce + weight * kl
+    return per_residue[loss_mask].mean()
 
 
 def _save(out: Path, decoder, optimiser, position: dict, generator: torch.Generator) -> None:
@@ -145,7 +206,7 @@ def _append_curve(out: Path, row: dict) -> list[dict]:
 
 
 def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, s: DecoderPretraining,
-                   step: int) -> float:
+                   step: int, profiles: dict) -> float:
     """One optimiser step on a collated batch (learning rate of ``s.optim`` at ``step``); the loss."""
     for group in optimiser.param_groups:
         group["lr"] = s.optim.lr_at(step, s.steps)
@@ -154,8 +215,8 @@ def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, 
     logits = decoder(aatype, rotations, translations, torch.ones(aatype.shape[0]), frames.residue_index,
                      frames.residue_mask)
     target = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
-    loss = F.cross_entropy(logits[..., :NUM_AMINO_ACIDS][loss_mask], target[loss_mask],
-                           label_smoothing=s.label_smoothing)
+    teacher, has_teacher = teacher_batch(batch["name"], aatype.shape[1], profiles)
+    loss = distillation_loss(logits, target, loss_mask, teacher, has_teacher, s.label_smoothing, s.teacher_weight)
     optimiser.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
@@ -194,8 +255,14 @@ def pretrain_decoder(cache_dir: str | Path, out: str | Path, s: DecoderPretraini
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / SETTINGS_FILE, asdict(s))
     torch.manual_seed(s.seed)
-    dataset, sampler, val_batch, collate = _data(Path(cache_dir), s)
+    dataset, sampler, val_batch, collate, profiles = _data(Path(cache_dir), s)
     decoder = SequenceDecoder(s.context_width, s.hidden, s.layers, s.knn)
+    if s.init_from and not resume:
+        try:
+            decoder.load_state_dict(decoder_weights(s.init_from))
+        except RuntimeError as error:
+            raise ConfigError(f"init_from {s.init_from}: weights do not match --hidden/--layers/--knn/"
+                              f"--context-width: {error}") from None
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=s.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(s.seed)
     position = {"step": 0, "epoch": 0, "batch": 0}  # optimiser steps; epoch and batch within it
@@ -214,7 +281,7 @@ def pretrain_decoder(cache_dir: str | Path, out: str | Path, s: DecoderPretraini
         for indices in sampler:
             position["batch"] += 1
             loss = _training_step(decoder, optimiser, collate([dataset[i] for i in indices]), generator, s,
-                                  position["step"])
+                                  position["step"], profiles)
             position["step"] += 1
             bar.update(1)
             if position["step"] % s.eval_every == 0 or position["step"] == s.steps:
