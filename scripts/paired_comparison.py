@@ -7,7 +7,8 @@
 Co-designs are paired by sample name (``sample`` draws sample k of length L from the same seed
 whatever the model), held-out chains by chain name. Each cell gives the model's mean, its mean
 difference to the base and the standard error of that difference; ``*`` marks a difference
-larger than twice its standard error. Writes ``OUT.md`` and ``OUT.json``.
+larger than twice its standard error. Writes ``OUT.md`` and ``OUT.json``. A REPORT or BENCHMARK
+given as ``-`` is left out (its rows read n/c), for comparisons of held-out chains or co-designs alone.
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ HELDOUT_METRICS = (("recovery", "held-out inverse-folding recovery"), ("fold_tm"
 
 
 def read_samples(report: Path) -> dict[str, dict]:
+    if str(report) == "-":
+        return {}
     with open(report / "per_sample.csv", newline="") as handle:
         return {row["name"]: row for row in csv.DictReader(handle) if row["set"] == "samples"}
 
 
 def read_heldout(benchmark: Path) -> dict[str, dict]:
+    if str(benchmark) == "-":
+        return {}
     return {row["name"]: row for row in json.loads(benchmark.read_text())["rows"]}
 
 

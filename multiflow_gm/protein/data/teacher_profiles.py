@@ -11,6 +11,7 @@ native label does. This module writes, for each usable chain::
                            settings  str              JSON of ProfileSettings
                            sequence  str              the native sequence (a changed chain is redone)
     profiles_summary.json  what the last run did, with the skipped chains and reasons
+                           (profiles_summary_shardK-of-N.json for a run with --shard K/N)
 
 Chains are visited in a seeded random order and each file is written atomically right after
 its batch, so a run stopped early leaves a random subset, and a rerun resumes.
@@ -114,7 +115,7 @@ class ProfileReport:
             lines.append(f"argmax of the profiles recovers {self.native_recovery:.3f} of the native residues")
         if self.skipped:
             lines.append("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())))
-        lines.append(f"profiles: {Path(self.cache_dir) / PROFILES_DIR} (summary {SUMMARY_FILE})")
+        lines.append(f"profiles: {Path(self.cache_dir) / PROFILES_DIR} (summary in {self.cache_dir})")
         return lines
 
 
@@ -196,5 +197,6 @@ def run_profiles(cache_dir: str | Path, settings: ProfileSettings | None = None,
     report.residues_per_second = sum(r["residues"] for r in profiled) / max(report.seconds, 1e-9)
     summary = asdict(report)
     summary["native_recovery"] = None if np.isnan(summary["native_recovery"]) else summary["native_recovery"]
-    cache_layout.write_json(out / SUMMARY_FILE, summary)
+    name = SUMMARY_FILE if shard[1] == 1 else SUMMARY_FILE.replace(".json", f"_shard{shard[0]}-of-{shard[1]}.json")
+    cache_layout.write_json(out / name, summary)
     return report
