@@ -191,15 +191,22 @@ def _check_chain(cache_dir: Path, record: ChainRecord):
     return (atoms, chain.aatype.astype(np.int64)), None
 
 
-def design_batch(designer, cache_dir: Path, records: list[ChainRecord], settings: DistillSettings) -> list[dict]:
-    """Design and store the chains of one batch; one result dict per chain (never raises for a chain)."""
-    results, usable = [], []
+def usable_chains(cache_dir: Path, records: list[ChainRecord]) -> tuple[list[dict], list[tuple]]:
+    """``(skipped, usable)``: a "skipped" result dict (with its reason) per unusable chain, and
+    ``(record, atoms [L, 4, 3], aatype [L])`` per usable one."""
+    skipped, usable = [], []
     for record in records:
         chain, problem = _check_chain(cache_dir, record)
         if problem is not None:
-            results.append({"name": record.name, "status": "skipped", "reason": problem[0], "detail": problem[1]})
+            skipped.append({"name": record.name, "status": "skipped", "reason": problem[0], "detail": problem[1]})
         else:
             usable.append((record, *chain))
+    return skipped, usable
+
+
+def design_batch(designer, cache_dir: Path, records: list[ChainRecord], settings: DistillSettings) -> list[dict]:
+    """Design and store the chains of one batch; one result dict per chain (never raises for a chain)."""
+    results, usable = usable_chains(cache_dir, records)
     if not usable:
         return results
     tokens, nll = designer.design([atoms for _, atoms, _ in usable], [record.name for record, _, _ in usable])

@@ -33,7 +33,8 @@ from multiflow_gm.errors import UserError
 from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.data import cache as cache_layout
 from multiflow_gm.protein.data.cache import ChainCache, ChainRecord
-from multiflow_gm.protein.data.distill import AATYPE_TO_MPNN, _check_chain, plan_batches, require_mpnn, select_records
+from multiflow_gm.protein.data.distill import (AATYPE_TO_MPNN, plan_batches, require_mpnn, select_records,
+                                              usable_chains)
 
 PROFILES_DIR = "profiles"
 SUMMARY_FILE = "profiles_summary.json"
@@ -121,13 +122,7 @@ class ProfileReport:
 
 def profile_batch(scorer, cache_dir: Path, records: list[ChainRecord], settings: ProfileSettings) -> list[dict]:
     """Profile and store one batch of chains; one result per chain (a bad chain is skipped, never raised)."""
-    results, usable = [], []
-    for record in records:
-        chain, problem = _check_chain(cache_dir, record)
-        if problem is not None:
-            results.append({"name": record.name, "status": "skipped", "reason": problem[0], "detail": problem[1]})
-        else:
-            usable.append((record, *chain))
+    results, usable = usable_chains(cache_dir, records)
     if not usable:
         return results
     for (record, _, native), raw in zip(usable, scorer.structure_only_log_probs([atoms for _, atoms, _ in usable])):
