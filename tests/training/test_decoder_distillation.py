@@ -27,7 +27,7 @@ def _batch(seed=0, b=3, l=12):
 def test_weight_zero_is_the_native_cross_entropy_of_masked_residues():
     logits, target, teacher = _batch()
     mask = torch.rand(3, 12, generator=torch.Generator().manual_seed(1)) < 0.6
-    loss = distillation_loss(logits, target, mask, teacher, torch.ones_like(mask), 0.1, 0.0)
+    loss = distillation_loss(logits, target, mask, torch.ones_like(mask), teacher, torch.ones_like(mask), 0.1, 0.0)
     expected = F.cross_entropy(logits[..., :20][mask], target[mask], label_smoothing=0.1)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
@@ -35,12 +35,12 @@ def test_weight_zero_is_the_native_cross_entropy_of_masked_residues():
 def test_weight_one_on_a_fully_masked_chain_is_the_kl_and_vanishes_at_the_teacher():
     logits, target, teacher = _batch()
     mask, has = torch.ones(3, 12, dtype=torch.bool), torch.ones(3, 12, dtype=torch.bool)
-    loss = distillation_loss(logits, target, mask, teacher, has, 0.1, 1.0)
+    loss = distillation_loss(logits, target, mask, has, teacher, has, 0.1, 1.0)
     student = torch.log_softmax(logits[..., :20], -1)
     kl = (teacher.exp() * (teacher - student)).sum(-1).mean()
     assert loss.item() == pytest.approx(kl.item(), rel=1e-5)
     at_teacher = torch.cat([teacher, torch.zeros(3, 12, 1)], -1).requires_grad_(True)
-    loss = distillation_loss(at_teacher, target, mask, teacher, has, 0.1, 1.0)
+    loss = distillation_loss(at_teacher, target, mask, has, teacher, has, 0.1, 1.0)
     loss.backward()
     assert abs(loss.item()) < 1e-6
     assert at_teacher.grad[..., :20].abs().max() < 1e-6  # the KL's minimum: zero gradient
@@ -52,9 +52,15 @@ def test_teacher_counts_in_proportion_to_the_masked_share_and_only_where_a_profi
     half[0, :5] = True
     ce = F.cross_entropy(logits[0, :5, :20], target[0, :5], label_smoothing=0.0, reduction="none")
     kl = (teacher[0, :5].exp() * (teacher[0, :5] - torch.log_softmax(logits[0, :5, :20], -1))).sum(-1)
-    loss = distillation_loss(logits, target, half, teacher, torch.ones_like(half), 0.0, 0.8)
+    everywhere = torch.ones_like(half)
+    loss = distillation_loss(logits, target, half, everywhere, teacher, everywhere, 0.0, 0.8)
     assert loss.item() == pytest.approx((0.6 * ce + 0.4 * kl).mean().item(), rel=1e-5)  # w f = 0.8 * 0.5
-    none = distillation_loss(logits, target, half, teacher, torch.zeros_like(half), 0.0, 0.8)
+    padded = torch.cat([half, torch.zeros(1, 5, dtype=torch.bool)], -1)  # padding does not dilute f
+    wide = torch.cat([logits, torch.zeros(1, 5, 21)], 1), torch.cat([target, torch.zeros(1, 5, dtype=torch.long)], 1)
+    loss_padded = distillation_loss(wide[0], wide[1], padded, torch.cat([everywhere, padded[:, 10:]], -1),
+                                    torch.cat([teacher, torch.zeros(1, 5, 20)], 1), torch.ones_like(padded), 0.0, 0.8)
+    assert loss_padded.item() == pytest.approx(loss.item(), rel=1e-5)
+    none = distillation_loss(logits, target, half, everywhere, teacher, torch.zeros_like(half), 0.0, 0.8)
     assert none.item() == pytest.approx(ce.mean().item(), rel=1e-5)
 
 

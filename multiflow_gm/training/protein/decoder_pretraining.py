@@ -170,16 +170,17 @@ def teacher_batch(names: list[str], length: int, profiles: dict[str, np.ndarray]
     return log_probs, has
 
 
-def distillation_loss(logits, target, loss_mask, teacher_log_probs, has_teacher, label_smoothing: float,
-                      teacher_weight: float):
+def distillation_loss(logits, target, loss_mask, residue_mask, teacher_log_probs, has_teacher,
+                      label_smoothing: float, teacher_weight: float):
     """Mean over masked residues of (1 - w f) CE(native) + w f KL(teacher || decoder); see the module docstring.
 
-    ``logits [B, L, >=20]``, ``target [B, L]``, ``loss_mask`` / ``has_teacher [B, L]`` bool,
-    ``teacher_log_probs [B, L, 20]``; f is each chain's masked fraction."""
+    ``logits [B, L, >=20]``, ``target [B, L]``, ``loss_mask`` / ``residue_mask`` / ``has_teacher``
+    ``[B, L]`` bool, ``teacher_log_probs [B, L, 20]``; f is the masked share of each chain's residues
+    (padding left out)."""
     log_probs = torch.log_softmax(logits[..., :NUM_AMINO_ACIDS].float(), dim=-1)
     ce = F.cross_entropy(log_probs.transpose(1, 2), target, label_smoothing=label_smoothing, reduction="none")
     kl = (teacher_log_probs.exp() * (teacher_log_probs - log_probs)).sum(-1)
-    fraction = loss_mask.float().sum(-1, keepdim=True) / loss_mask.shape[-1]
+    fraction = loss_mask.float().sum(-1, keepdim=True) / residue_mask.float().sum(-1, keepdim=True).clamp(min=1)
     weight = teacher_weight * fraction * has_teacher.float()
     per_residue = (1 - weight) * ce + weight * kl
     return per_residue[loss_mask].mean()
@@ -216,7 +217,8 @@ def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, 
                      frames.residue_mask)
     target = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
     teacher, has_teacher = teacher_batch(batch["name"], aatype.shape[1], profiles)
-    loss = distillation_loss(logits, target, loss_mask, teacher, has_teacher, s.label_smoothing, s.teacher_weight)
+    loss = distillation_loss(logits, target, loss_mask, frames.residue_mask, teacher, has_teacher, s.label_smoothing,
+                             s.teacher_weight)
     optimiser.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
