@@ -97,6 +97,24 @@ def test_network_with_decoder_keeps_se3_equivariance():
     assert torch.allclose(out_moved["translations"][mask], (out["translations"] @ g.T + shift)[mask], atol=1e-4)
 
 
+def test_decoder_reads_the_given_backbone_where_the_structure_is_given():
+    """At t_struct = 1 (inverse folding) the decoder sees the input frames; below it, the trunk's prediction."""
+    torch.manual_seed(0)
+    net = CoDesignNetwork(ModelConfig(**TINY, sequence_decoder=True, decoder_hidden=16, decoder_layers=1,
+                                      decoder_knn=4)).double().eval()
+    for block in net.blocks:
+        torch.nn.init.normal_(block.backbone_update.weight, std=0.1)  # the trunk moves the frames
+    seen = {}
+    net.sequence_decoder.register_forward_pre_hook(lambda module, args: seen.update(frames=args[1:3]))
+    inputs = dict(_inputs(), t_struct=torch.tensor([1.0, 0.6], dtype=torch.float64))
+    with torch.no_grad():
+        out = net(**inputs)
+    rotations, translations = seen["frames"]
+    assert torch.equal(rotations[0], inputs["rotations"][0]) and torch.equal(translations[0], inputs["translations"][0])
+    assert torch.equal(rotations[1], out["rotations"][1]) and torch.equal(translations[1], out["translations"][1])
+    assert not torch.allclose(out["translations"][0], inputs["translations"][0])
+
+
 def test_decoder_learns_a_residue_type_written_in_the_geometry():
     """A rule only the backbone shows (residue type = the quartile of a residue's count of
     neighbours within 1 nm) is learned from the fully masked sequence, far beyond guessing."""
