@@ -76,23 +76,31 @@ def load_profile(path: str | Path) -> dict:
                 "sequence": str(data["sequence"])}
 
 
-def is_done(path: Path, record: ChainRecord, settings: ProfileSettings) -> bool:
+def current_profile(path: Path, record: ChainRecord, settings: ProfileSettings) -> np.ndarray | None:
+    """The chain's log_probs ``[L, 20]`` (float32) when ``path`` holds a profile of its native sequence
+    made with ``settings``; None when it is absent, truncated, foreign or stale (to be redone)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return (str(data["settings"]) == settings.to_json() and str(data["sequence"]) == record.sequence
-                    and data["log_probs"].shape == (record.length, alphabet.UNKNOWN))
-    except (OSError, ValueError, KeyError, EOFError):  # absent, truncated or foreign: redo it
-        return False
+            if (str(data["settings"]) != settings.to_json() or str(data["sequence"]) != record.sequence
+                    or data["log_probs"].shape != (record.length, alphabet.UNKNOWN)):
+                return None
+            return data["log_probs"].astype(np.float32)
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+
+
+def is_done(path: Path, record: ChainRecord, settings: ProfileSettings) -> bool:
+    return current_profile(path, record, settings) is not None
 
 
 def load_profiles(cache: ChainCache, settings: ProfileSettings | None = None) -> dict[str, np.ndarray]:
-    """``name -> log_probs [L, 20]`` for every chain of ``cache`` with a current profile."""
+    """``name -> log_probs [L, 20]`` for every chain of ``cache`` with a current profile (each file read once)."""
     settings = settings or ProfileSettings()
     found = {}
     for record in cache.records:
-        path = profile_path(cache.path, record.name)
-        if path.is_file() and is_done(path, record, settings):
-            found[record.name] = load_profile(path)["log_probs"]
+        profile = current_profile(profile_path(cache.path, record.name), record, settings)
+        if profile is not None:
+            found[record.name] = profile
     return found
 
 

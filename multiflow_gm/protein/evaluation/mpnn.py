@@ -218,8 +218,8 @@ class ProteinMPNNScorer:
                 backbones, ["X" * len(b) for b in backbones])
             encoded = self._encode(coords, mask, residue_index, chain_encoding)
             nothing_visible = torch.zeros(*encoded[2].shape, 1, device=self.device)
-            forward = mask.view(mask.shape[0], mask.shape[1], 1, 1) * (1.0 - nothing_visible)
-            log_probs = self._decode(encoded, tokens, mask, nothing_visible, forward)
+            every_valid_edge = mask.view(mask.shape[0], mask.shape[1], 1, 1)  # broadcasts over neighbours
+            log_probs = self._decode(encoded, tokens, mask, nothing_visible, every_valid_edge)
         return [log_probs[row, : len(b)].cpu().numpy() for row, b in enumerate(backbones)]
 
     def score(self, backbones: Sequence[np.ndarray], sequences: Sequence[str],

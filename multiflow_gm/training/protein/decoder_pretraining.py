@@ -216,9 +216,13 @@ def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, 
     logits = decoder(aatype, rotations, translations, torch.ones(aatype.shape[0]), frames.residue_index,
                      frames.residue_mask)
     target = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
-    teacher, has_teacher = teacher_batch(batch["name"], aatype.shape[1], profiles)
-    loss = distillation_loss(logits, target, loss_mask, frames.residue_mask, teacher, has_teacher, s.label_smoothing,
-                             s.teacher_weight)
+    if profiles:
+        teacher, has_teacher = teacher_batch(batch["name"], aatype.shape[1], profiles)
+        loss = distillation_loss(logits, target, loss_mask, frames.residue_mask, teacher, has_teacher,
+                                 s.label_smoothing, s.teacher_weight)
+    else:  # native labels only: the same loss without building an unused teacher batch every step
+        loss = F.cross_entropy(logits[..., :NUM_AMINO_ACIDS][loss_mask], target[loss_mask],
+                               label_smoothing=s.label_smoothing)
     optimiser.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
