@@ -204,6 +204,13 @@ def usable_chains(cache_dir: Path, records: list[ChainRecord]) -> tuple[list[dic
     return skipped, usable
 
 
+def skipped_summary(results: list[dict]) -> tuple[dict, list[dict]]:
+    """``(reason -> count, [{"name", "reason", "detail"}])`` of the "skipped" results of a run."""
+    skipped = [r for r in results if r["status"] == "skipped"]
+    return (dict(Counter(r["reason"] for r in skipped)),
+            [{key: r[key] for key in ("name", "reason", "detail")} for r in skipped])
+
+
 def design_batch(designer, cache_dir: Path, records: list[ChainRecord], settings: DistillSettings) -> list[dict]:
     """Design and store the chains of one batch; one result dict per chain (never raises for a chain)."""
     results, usable = usable_chains(cache_dir, records)
@@ -332,10 +339,8 @@ def run_distill(cache_dir: str | Path, settings: DistillSettings | None = None, 
         bar.close()
 
     designed = [r for r in results if r["status"] == "designed"]
-    skipped = [r for r in results if r["status"] == "skipped"]
     report.designed = len(designed)
-    report.skipped = dict(Counter(r["reason"] for r in skipped))
-    report.skipped_chains = [{key: r[key] for key in ("name", "reason", "detail")} for r in skipped]
+    report.skipped, report.skipped_chains = skipped_summary(results)
     if designed:
         report.recovery_mean = float(np.mean([r["recovery"] for r in designed]))
         report.nll_mean = float(np.mean([r["nll"] for r in designed]))

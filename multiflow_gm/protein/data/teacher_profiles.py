@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from multiflow_gm.protein import alphabet
 from multiflow_gm.protein.data import cache as cache_layout
 from multiflow_gm.protein.data.cache import ChainCache, ChainRecord
 from multiflow_gm.protein.data.distill import (AATYPE_TO_MPNN, plan_batches, require_mpnn, select_records,
-                                              usable_chains)
+                                              skipped_summary, usable_chains)
 
 PROFILES_DIR = "profiles"
 SUMMARY_FILE = "profiles_summary.json"
@@ -190,10 +189,8 @@ def run_profiles(cache_dir: str | Path, settings: ProfileSettings | None = None,
         bar.close()
         torch.set_num_threads(previous_threads)
     profiled = [r for r in results if r["status"] == "profiled"]
-    skipped = [r for r in results if r["status"] == "skipped"]
     report.profiled = len(profiled)
-    report.skipped = dict(Counter(r["reason"] for r in skipped))
-    report.skipped_chains = [{key: r[key] for key in ("name", "reason", "detail")} for r in skipped]
+    report.skipped, report.skipped_chains = skipped_summary(results)
     if profiled:
         report.native_recovery = sum(r["hits"] for r in profiled) / max(sum(r["known"] for r in profiled), 1)
     report.seconds = time.perf_counter() - start
