@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     from paired_comparison import paired, read_heldout
 
     from multiflow_gm.atomic_files import atomic_write_bytes
-    from multiflow_gm.protein.model_file import with_decoder
+    from multiflow_gm.protein.model_file import decoder_shape_beside, with_decoder
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="co-design export with a sequence decoder")
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     for name, decoder in args.arm:
         model = work / name / "model.safetensors"
         if not model.is_file():
-            with_decoder(args.model, decoder, model)
+            with_decoder(args.model, decoder, model, decoder_shape_beside(decoder))
         cell = paired(read_heldout(benchmark(model, work / name / "benchmark", args)), base, "recovery")
         rows[name] = {"recovery": cell, "decoder": decoder, "decoder_validation": last_curve_row(Path(decoder))}
     base_mean = next(iter(rows.values()))["recovery"]["base_mean"]

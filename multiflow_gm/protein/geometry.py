@@ -92,11 +92,14 @@ def _carbonyl_oxygen(ca: torch.Tensor, c: torch.Tensor, n_next: torch.Tensor) ->
 
 
 def backbone_from_frames(rotations: torch.Tensor, translations: torch.Tensor,
-                         residue_mask: torch.Tensor | None = None) -> torch.Tensor:
+                         residue_mask: torch.Tensor | None = None,
+                         successor: torch.Tensor | None = None) -> torch.Tensor:
     """Backbone atoms N, CA, C, O, CB from residue frames.
 
     rotations [..., L, 3, 3], translations [..., L, 3] Angstrom; residue_mask [..., L]
-    (bool, optional: a masked-out successor does not position a residue's O).
+    (bool, optional: a masked-out successor does not position a residue's O);
+    successor [..., L] (bool, optional: True where residue i + 1 is bonded to residue i,
+    which replaces the mask's rule, so that a gap in the residue numbering is respected).
     Returns atoms [..., L, 5, 3] in the order of ``residue_constants.OUTPUT_ATOMS``.
     N, CA, C and CB are ideal in the frame; O lies in the peptide plane defined by
     the residue's CA, C and the next residue's N (so it follows psi); a residue
@@ -113,7 +116,9 @@ def backbone_from_frames(rotations: torch.Tensor, translations: torch.Tensor,
     if t.shape[-2] > 1:
         has_next = torch.ones(t.shape[:-1], dtype=torch.bool, device=t.device)
         has_next[..., -1] = False
-        if residue_mask is not None:
+        if successor is not None:
+            has_next = has_next & successor.to(torch.bool)
+        elif residue_mask is not None:
             mask = residue_mask.to(torch.bool)
             has_next[..., :-1] &= mask[..., 1:]
         shifted = torch.cat([n[..., 1:, :], virtual_n[..., -1:, :]], dim=-2)

@@ -128,20 +128,48 @@ def with_sampling_defaults(source: str | Path, target: str | Path, overrides: li
     return export_weights(weights, {**migrated, "sampling": to_dict(cfg.sampling)}, target, extra=info)
 
 
-def with_decoder(source: str | Path, decoder: str | Path, target: str | Path) -> Path:
+DECODER_SHAPE_KEYS = ("decoder_hidden", "decoder_layers", "decoder_knn", "decoder_oxygen")
+
+
+def with_decoder(source: str | Path, decoder: str | Path, target: str | Path,
+                 decoder_shape: dict | None = None) -> Path:
     """Copy a co-design export to ``target`` with its ``sequence_decoder.*`` tensors replaced by
-    those of ``decoder`` (a ``pretrain-decoder`` run's decoder.safetensors); every tensor must match."""
+    those of ``decoder`` (a ``pretrain-decoder`` run's decoder.safetensors).
+
+    ``decoder_shape`` (keys of :data:`DECODER_SHAPE_KEYS`) sets the config's decoder size when the
+    new decoder differs from the old (more layers, the O distances); every tensor must then match
+    a network built with that config, and the sampling defaults are kept.
+    """
     from safetensors.torch import load_file
 
     weights, config, info = read_model_file(source)
     if not Path(decoder).is_file():
         raise MissingResourceError(f"decoder file not found: {decoder}")
+    unknown = sorted(set(decoder_shape or {}) - set(DECODER_SHAPE_KEYS))
+    if unknown:
+        raise UserError(f"decoder_shape: unknown keys {unknown}; known: {list(DECODER_SHAPE_KEYS)}")
     prefix = "sequence_decoder."
-    old = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-    new = load_file(str(decoder))
-    if not old:
+    if not any(k.startswith(prefix) for k in weights):
         raise UserError(f"{source} has no sequence decoder (model.sequence_decoder is off)")
-    if set(new) != set(old) or any(new[k].shape != old[k].shape for k in old):
-        raise UserError(f"{decoder} does not fit the decoder of {source} (other tensors or shapes)")
-    weights = {**weights, **{prefix + k: v for k, v in new.items()}}
+    config = {**config, "model": {**config.get("model", {}), **(decoder_shape or {})}}
+    expected = {k[len(prefix):]: v.shape for k, v in
+                CoDesignNetwork(InferenceConfig.from_run_config(config).model).state_dict().items()
+                if k.startswith(prefix)}
+    new = load_file(str(decoder))
+    if set(new) != set(expected) or any(new[k].shape != expected[k] for k in expected):
+        raise UserError(f"{decoder} does not fit the decoder of {source} with {decoder_shape or 'its own size'} "
+                        "(other tensors or shapes)")
+    weights = {**{k: v for k, v in weights.items() if not k.startswith(prefix)},
+               **{prefix + k: v for k, v in new.items()}}
     return export_weights(weights, config, target, extra={**info, "sequence_decoder_from": str(decoder)})
+
+
+def decoder_shape_beside(decoder: str | Path) -> dict | None:
+    """The ``decoder_shape`` recorded by a ``pretrain-decoder`` run (settings.json beside its
+    decoder.safetensors) for :func:`with_decoder`; None where there is no such file."""
+    path = Path(decoder).parent / "settings.json"
+    if not path.is_file():
+        return None
+    settings = json.loads(path.read_text())
+    return {"decoder_hidden": settings["hidden"], "decoder_layers": settings["layers"],
+            "decoder_knn": settings["knn"], "decoder_oxygen": settings.get("oxygen", False)}

@@ -121,3 +121,45 @@ def test_with_decoder_replaces_only_the_decoder_of_an_export(tmp_path):
     save_file({"out.weight": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(UserError, match="does not fit"):
         with_decoder(shipped, tmp_path / "other.safetensors", tmp_path / "bad.safetensors")
+
+
+def test_a_grown_decoder_joins_an_export_with_its_run_settings(tmp_path):
+    """A decoder with more layers and the O distances replaces the export's once its size is given
+    (as its run's settings.json records it); without the size it is refused."""
+    import json
+    from pathlib import Path
+
+    from multiflow_gm.errors import UserError
+    from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder, load_grown
+    from multiflow_gm.protein.model_file import decoder_shape_beside, load_codesign, read_model_file, with_decoder
+
+    shipped = Path(__file__).resolve().parents[2] / "multiflow_gm/assets/codesign_small.safetensors"
+    _, config, _ = read_model_file(shipped)
+    grown = SequenceDecoder(config["model"]["c_s"], 128, 4, 30, oxygen=True)
+    load_grown(grown, decoder_weights(shipped))
+    run = tmp_path / "run"
+    run.mkdir()
+    save_file({k: v.contiguous() for k, v in grown.state_dict().items()}, str(run / "decoder.safetensors"))
+    with pytest.raises(UserError, match="does not fit"):
+        with_decoder(shipped, run / "decoder.safetensors", tmp_path / "bad.safetensors")
+    assert decoder_shape_beside(run / "decoder.safetensors") is None
+    (run / "settings.json").write_text(json.dumps({"hidden": 128, "layers": 4, "knn": 30, "oxygen": True}))
+    with_decoder(shipped, run / "decoder.safetensors", tmp_path / "out.safetensors",
+                 decoder_shape_beside(run / "decoder.safetensors"))
+    network, _, cfg, _ = load_codesign(tmp_path / "out.safetensors")
+    assert cfg.model.decoder_layers == 4 and cfg.model.decoder_oxygen and len(network.sequence_decoder.layers) == 4
+    assert torch.equal(network.sequence_decoder.edge_in.weight, grown.edge_in.weight)
+    with pytest.raises(UserError, match="unknown keys"):
+        with_decoder(shipped, run / "decoder.safetensors", tmp_path / "x.safetensors", {"c_s": 3})
+
+
+def test_pretrain_decoder_flags_take_booleans():
+    import argparse
+
+    from multiflow_gm.cli.commands.pretrain_decoder import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["cache", "--out", "o", "--oxygen"]).oxygen is True
+    assert parser.parse_args(["cache", "--out", "o", "--no-oxygen"]).oxygen is False
+    assert parser.parse_args(["cache", "--out", "o"]).oxygen is False

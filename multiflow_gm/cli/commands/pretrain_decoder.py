@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import fields
 
 from multiflow_gm.cli.common import add_threads_argument
@@ -20,8 +21,11 @@ def add_arguments(parser) -> None:
     defaults = DecoderPretraining()
     for field in fields(DecoderPretraining):
         value = getattr(defaults, field.name)
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(value), default=value,
-                            help=f"(default {value})")
+        flag = f"--{field.name.replace('_', '-')}"
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=f"(default {value})")
+        else:
+            parser.add_argument(flag, type=type(value), default=value, help=f"(default {value})")
     add_threads_argument(parser, "torch threads")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

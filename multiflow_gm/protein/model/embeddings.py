@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from multiflow_gm.protein import residue_constants as rc
-from multiflow_gm.protein.coordinates import angstrom_to_nm
+from multiflow_gm.protein.coordinates import angstrom_to_nm, nm_to_angstrom
 from multiflow_gm.protein.model import frames as fr
 
 # Ideal N, CA, C and virtual CB in the residue frame (nm): rigid in the frame, so the
@@ -127,6 +127,39 @@ def backbone_pair_distances(rotations: torch.Tensor, translations_nm: torch.Tens
     atoms_i, atoms_j = pairwise(atoms, neighbours)
     diff = atoms_i[..., :, None, :] - atoms_j[..., None, :, :]                                     # [B, L, K, 4, 4, 3]
     return diff.norm(dim=-1).flatten(-2)
+
+
+def carbonyl_oxygens(rotations: torch.Tensor, translations_nm: torch.Tensor, residue_index: torch.Tensor,
+                     residue_mask: torch.Tensor) -> torch.Tensor:
+    """Carbonyl O positions ``[B, L, 3]`` (nm) from frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm).
+
+    O lies in the peptide plane of CA_i, C_i and N_i+1, so it carries residue i's psi, which
+    its own frame does not; where residue i + 1 is absent or not numbered i + 1 it takes the
+    ideal terminal psi.
+    """
+    from multiflow_gm.protein.geometry import backbone_from_frames
+
+    mask = residue_mask.bool()
+    successor = torch.zeros_like(mask)
+    successor[:, :-1] = mask[:, :-1] & mask[:, 1:] & (residue_index[:, 1:] - residue_index[:, :-1] == 1)
+    atoms = backbone_from_frames(rotations, nm_to_angstrom(translations_nm), successor=successor)
+    return angstrom_to_nm(atoms[..., 3, :])
+
+
+def backbone_pair_distances_with_oxygen(rotations: torch.Tensor, translations_nm: torch.Tensor,
+                                        neighbours: torch.Tensor, residue_index: torch.Tensor,
+                                        residue_mask: torch.Tensor) -> torch.Tensor:
+    """Distances ``[B, L, K, 25]`` (nm) between the N, CA, C, CB and carbonyl O of residue i and of
+    its neighbours j (``neighbours [B, L, K]``): first the 16 of :func:`backbone_pair_distances`, then
+    O_i to N, CA, C, CB, O of j, then N, CA, C, CB of i to O_j (ProteinMPNN's 25; the O pairs see
+    backbone hydrogen bonds directly). The order keeps a 16-distance decoder's inputs in place."""
+    b, l = translations_nm.shape[:2]
+    atoms = fr.apply(rotations, translations_nm, _BACKBONE_LOCAL_NM.to(translations_nm).expand(b, l, 4, 3))
+    oxygen = carbonyl_oxygens(rotations, translations_nm, residue_index, residue_mask)
+    atoms = torch.cat([atoms, oxygen[:, :, None]], dim=2)                                          # [B, L, 5, 3]
+    atoms_i, atoms_j = pairwise(atoms, neighbours)
+    dist = (atoms_i[..., :, None, :] - atoms_j[..., None, :, :]).norm(dim=-1)                        # [B, L, K, 5, 5]
+    return torch.cat([dist[..., :4, :4].flatten(-2), dist[..., 4, :], dist[..., :4, 4]], dim=-1)
 
 
 class EdgeEmbedder(nn.Module):

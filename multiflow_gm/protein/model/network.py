@@ -46,6 +46,7 @@ class ModelConfig:
     decoder_hidden: int = 128
     decoder_layers: int = 3
     decoder_knn: int = 30
+    decoder_oxygen: bool = False  # also the distances to each residue's carbonyl O
 
     def __post_init__(self):
         for key in ("c_s", "c_z", "c_hidden", "num_heads", "num_blocks", "edge_hidden", "knn",
@@ -71,7 +72,8 @@ class CoDesignNetwork(nn.Module):
         if cfg.so3_jump_head:
             self.jump_intensity = nn.Linear(cfg.c_s, 1)
         if cfg.sequence_decoder:
-            self.sequence_decoder = SequenceDecoder(cfg.c_s, cfg.decoder_hidden, cfg.decoder_layers, cfg.decoder_knn)
+            self.sequence_decoder = SequenceDecoder(cfg.c_s, cfg.decoder_hidden, cfg.decoder_layers, cfg.decoder_knn,
+                                                    oxygen=cfg.decoder_oxygen)
 
     def forward(self, aatype, rotations, translations, t_struct, t_seq, residue_index, residue_mask,
                 sc_translations=None, sc_probs=None) -> dict:

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from multiflow_gm.protein.alphabet import NUM_MODEL_TOKENS
-from multiflow_gm.protein.model.embeddings import (backbone_pair_distances, gather_neighbours, rbf,
-                                                   select_neighbours, sinusoidal)
+from multiflow_gm.protein.model.embeddings import (backbone_pair_distances, backbone_pair_distances_with_oxygen,
+                                                   gather_neighbours, rbf, select_neighbours, sinusoidal)
 
 
 class MessageLayer(nn.Module):
@@ -56,12 +56,14 @@ class SequenceDecoder(nn.Module):
 
     ``c_s`` is the width of an optional per-residue context (the co-design trunk's node
     features); its projection starts at zero, so a decoder trained without context
-    computes the same function when a context is first attached.
+    computes the same function when a context is first attached. ``oxygen`` adds the nine
+    distances to each residue's carbonyl O (placed from its successor's N) to the 16.
     """
 
     def __init__(self, c_s: int, hidden: int = 128, num_layers: int = 3, knn: int = 30, num_rbf: int = 16,
-                 max_distance_nm: float = 2.2, max_relpos: int = 32, time_dim: int = 32):
+                 max_distance_nm: float = 2.2, max_relpos: int = 32, time_dim: int = 32, oxygen: bool = False):
         super().__init__()
+        self.oxygen = oxygen
         self.knn, self.num_rbf, self.max_distance = knn, num_rbf, max_distance_nm
         self.max_relpos, self.time_dim = max_relpos, time_dim
         self.aatype = nn.Embedding(NUM_MODEL_TOKENS, hidden)
@@ -70,7 +72,7 @@ class SequenceDecoder(nn.Module):
         nn.init.zeros_(self.context.weight)
         self.node_norm = nn.LayerNorm(hidden)
         self.relpos = nn.Embedding(2 * max_relpos + 1, hidden)
-        self.edge_in = nn.Linear(16 * num_rbf, hidden)
+        self.edge_in = nn.Linear((25 if oxygen else 16) * num_rbf, hidden)
         self.edge_norm = nn.LayerNorm(hidden)
         self.layers = nn.ModuleList([MessageLayer(hidden, scale=float(knn)) for _ in range(num_layers)])
         self.out = nn.Linear(hidden, NUM_MODEL_TOKENS)
@@ -84,7 +86,10 @@ class SequenceDecoder(nn.Module):
         mask = residue_mask.bool()
         neighbours = select_neighbours(translations_nm, mask, self.knn, sequence_window=0)
         edge_mask = gather_neighbours(mask[..., None].float(), neighbours)[..., 0] * mask[..., None]
-        distances = backbone_pair_distances(rotations, translations_nm, neighbours)
+        if self.oxygen:
+            distances = backbone_pair_distances_with_oxygen(rotations, translations_nm, neighbours, residue_index, mask)
+        else:
+            distances = backbone_pair_distances(rotations, translations_nm, neighbours)
         offset = gather_neighbours(residue_index[..., None], neighbours)[..., 0] - residue_index[..., None]
         relpos = offset.clamp(-self.max_relpos, self.max_relpos) + self.max_relpos
         e = self.edge_in(rbf(distances, self.num_rbf, self.max_distance).flatten(-2)) + self.relpos(relpos)
@@ -97,3 +102,39 @@ class SequenceDecoder(nn.Module):
         for index, layer in enumerate(self.layers):
             h, e = layer(h, e, neighbours, edge_mask, mask, update_edges=index < len(self.layers) - 1)
         return self.out(h)
+
+
+def load_grown(decoder: SequenceDecoder, weights: dict[str, torch.Tensor]) -> list[str]:
+    """Load a decoder's ``weights`` into a ``decoder`` that is as large or larger, nearly preserving its function.
+
+    Tensors of equal shape are copied. A source without the O distances leaves the extra
+    edge-input columns at zero, so they start with no effect. Layers beyond the source's
+    start with zero message, feed-forward and edge-update outputs, so only their
+    LayerNorms act. Returns a line per grown part; raises ``ValueError`` on any other mismatch.
+    """
+    own = decoder.state_dict()
+    unknown = sorted(set(weights) - set(own))
+    if unknown:
+        raise ValueError(f"tensors the decoder does not have: {unknown[:3]}")
+    source_layers = len({key.split(".")[1] for key in weights if key.startswith("layers.")})
+    grown, loaded = [], {}
+    for key, value in own.items():
+        source = weights.get(key)
+        if source is not None and source.shape == value.shape:
+            loaded[key] = source
+        elif key == "edge_in.weight" and source is not None and source.shape[0] == value.shape[0]:
+            loaded[key] = torch.cat([source, torch.zeros(value.shape[0], value.shape[1] - source.shape[1])], dim=1)
+            grown.append(f"edge input: {source.shape[1]} -> {value.shape[1]} features (new ones start at zero)")
+        elif source is None and key.startswith("layers.") and int(key.split(".")[1]) >= source_layers:
+            loaded[key] = value
+        else:
+            raise ValueError(f"{key}: shape {tuple(value.shape)} cannot grow from "
+                             f"{None if source is None else tuple(source.shape)}")
+    decoder.load_state_dict(loaded)
+    for layer in decoder.layers[source_layers:]:
+        for last in (layer.message[-1], layer.feed_forward[-1], layer.edge_update[-1]):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+    if len(decoder.layers) > source_layers:
+        grown.append(f"layers: {source_layers} -> {len(decoder.layers)} (new ones start with zero outputs)")
+    return grown

@@ -18,7 +18,8 @@ a masked residue's loss is (1 - w f) times the native cross-entropy plus w f tim
 KL divergence from the teacher's distribution, where f is the fraction of its chain that is
 masked, because the teacher's distribution is the right target only when little of the
 sequence is revealed. ``init_from`` starts from a decoder's weights (a decoder.safetensors,
-or a co-design export whose ``sequence_decoder.*`` tensors are taken).
+or a co-design export whose ``sequence_decoder.*`` tensors are taken); the new decoder may be
+larger (more layers, the O distances), with its new parts starting at zero output.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from multiflow_gm.core.spaces import so3
 from multiflow_gm.errors import ConfigError
 from multiflow_gm.protein.alphabet import MASK, NUM_AMINO_ACIDS
 from multiflow_gm.protein.coordinates import angstrom_to_nm, frame_batch_from_collated
-from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder
+from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder, load_grown
 from multiflow_gm.protein.validation import native_sequence_scores
 from multiflow_gm.training.protein.config import OptimConfig
 
@@ -52,6 +53,7 @@ class DecoderPretraining:
     hidden: int = 128
     layers: int = 3
     knn: int = 30
+    oxygen: bool = False  # distances to the carbonyl O as well (25 per pair instead of 16)
     context_width: int = 128  # model.c_s of the co-design network the decoder will join
     lr: float = 1e-3
     warmup_steps: int = 200
@@ -262,12 +264,13 @@ def pretrain_decoder(cache_dir: str | Path, out: str | Path, s: DecoderPretraini
     atomic_write_json(out / SETTINGS_FILE, asdict(s))
     torch.manual_seed(s.seed)
     dataset, sampler, val_batch, collate, profiles = _data(Path(cache_dir), s)
-    decoder = SequenceDecoder(s.context_width, s.hidden, s.layers, s.knn)
+    decoder = SequenceDecoder(s.context_width, s.hidden, s.layers, s.knn, oxygen=s.oxygen)
     if s.init_from and not resume:
         try:
-            decoder.load_state_dict(decoder_weights(s.init_from))
-        except RuntimeError as error:
-            raise ConfigError(f"init_from {s.init_from}: weights do not match --hidden/--layers/--knn/"
+            for line in load_grown(decoder, decoder_weights(s.init_from)):
+                print(f"init_from {s.init_from}: {line}")
+        except ValueError as error:
+            raise ConfigError(f"init_from {s.init_from}: weights do not fit --hidden/--layers/--oxygen/"
                               f"--context-width: {error}") from None
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=s.lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(s.seed)

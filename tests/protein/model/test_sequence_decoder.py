@@ -152,3 +152,74 @@ def test_decoder_init_from_needs_the_decoder():
 
     with pytest.raises(ValueError, match="model.sequence_decoder"):
         TrainConfig(decoder_init_from="decoder.safetensors")
+
+
+def _atoms_from_frames(inputs, successor):
+    from multiflow_gm.protein.geometry import backbone_from_frames
+
+    atoms = backbone_from_frames(inputs["rotations"], inputs["translations_nm"] * 10.0, successor=successor) / 10.0
+    return atoms[..., [0, 1, 2, 4, 3], :]  # N, CA, C, CB, O
+
+
+def test_oxygen_distances_are_those_of_the_built_atoms_and_respect_numbering_gaps():
+    """The 25 distances are the 16 frame-atom ones, then O_i to every atom of j, then every atom of i
+    to O_j; a residue whose successor is numbered with a gap gets its O from the terminal psi."""
+    from multiflow_gm.protein.model.embeddings import (backbone_pair_distances, backbone_pair_distances_with_oxygen,
+                                                       carbonyl_oxygens, gather_neighbours, select_neighbours)
+
+    inputs = _backbone(b=1, l=10)
+    index = torch.tensor([[0, 1, 2, 3, 4, 9, 10, 11, 12, 13]])
+    neighbours = select_neighbours(inputs["translations_nm"], inputs["residue_mask"], 6, sequence_window=0)
+    distances = backbone_pair_distances_with_oxygen(inputs["rotations"], inputs["translations_nm"], neighbours,
+                                                    index, inputs["residue_mask"])
+    successor = torch.tensor([[True] * 4 + [False] + [True] * 4 + [False]])
+    atoms = _atoms_from_frames(inputs, successor)                                                    # [1, L, 5, 3]
+    atoms_j = gather_neighbours(atoms.flatten(-2), neighbours).unflatten(-1, (5, 3))
+    full = (atoms[:, :, None, :, None] - atoms_j[..., None, :, :]).norm(dim=-1)                      # [1, L, K, 5, 5]
+    expected = torch.cat([full[..., :4, :4].flatten(-2), full[..., 4, :], full[..., :4, 4]], -1)
+    assert torch.allclose(distances, expected, atol=1e-10)
+    assert torch.allclose(distances[..., :16], backbone_pair_distances(inputs["rotations"], inputs["translations_nm"],
+                                                                       neighbours), atol=1e-10)
+    oxygen = carbonyl_oxygens(inputs["rotations"], inputs["translations_nm"], index, inputs["residue_mask"])
+    contiguous = carbonyl_oxygens(inputs["rotations"], inputs["translations_nm"], torch.arange(10)[None],
+                                  inputs["residue_mask"])
+    assert torch.allclose(oxygen[0, 4], _atoms_from_frames(inputs, torch.zeros(1, 10, dtype=torch.bool))[0, 4, 4])
+    assert not torch.allclose(oxygen[0, 4], contiguous[0, 4], atol=1e-3)  # the gap moved residue 4's O
+    assert torch.allclose(oxygen[0, :4], contiguous[0, :4]) and torch.allclose(oxygen[0, 5:9], contiguous[0, 5:9])
+
+
+def test_decoder_with_oxygen_is_invariant_and_ignores_padding():
+    decoder, inputs = _decoder(oxygen=True), _backbone()
+    g = so3.exp(torch.tensor([-0.7, 1.9, 0.3], dtype=torch.float64))
+    moved = dict(inputs, rotations=g @ inputs["rotations"],
+                 translations_nm=inputs["translations_nm"] @ g.T + torch.tensor([1.0, 0.5, -2.0], dtype=torch.float64))
+    with torch.no_grad():
+        a, b = decoder(**inputs), decoder(**moved)
+    mask = inputs["residue_mask"]
+    assert torch.allclose(a[mask], b[mask], atol=1e-8)
+    single = {k: (v[1:] if torch.is_tensor(v) else v) for k, v in inputs.items()}
+    trimmed = {k: (v[:, :8] if torch.is_tensor(v) and v.dim() > 1 else v) for k, v in single.items()}
+    with torch.no_grad():  # the second chain's last 4 residues are padding: its last real residue has no successor
+        assert torch.allclose(a[1, :8], decoder(**trimmed)[0], atol=1e-10)
+
+
+def test_a_grown_decoder_starts_from_the_smaller_ones_function():
+    """Zero-started O columns leave the function exactly as it was; added layers start with zero
+    message, feed-forward and edge-update outputs; any other mismatch is refused."""
+    from multiflow_gm.protein.model.sequence_decoder import load_grown
+
+    small, inputs = _decoder(), _backbone()
+    with_oxygen = SequenceDecoder(c_s=8, hidden=16, num_layers=2, knn=5, oxygen=True).double().eval()
+    assert load_grown(with_oxygen, small.state_dict()) == ["edge input: 256 -> 400 features (new ones start at zero)"]
+    with torch.no_grad():
+        assert torch.allclose(with_oxygen(**inputs), small(**inputs), atol=1e-12)
+    deeper = SequenceDecoder(c_s=8, hidden=16, num_layers=4, knn=5).double().eval()
+    assert load_grown(deeper, small.state_dict()) == ["layers: 2 -> 4 (new ones start with zero outputs)"]
+    for layer in deeper.layers[2:]:
+        for last in (layer.message[-1], layer.feed_forward[-1], layer.edge_update[-1]):
+            assert not last.weight.any() and not last.bias.any()
+    assert torch.equal(deeper.layers[1].message[0].weight, small.layers[1].message[0].weight)
+    with pytest.raises(ValueError, match="cannot grow"):
+        load_grown(SequenceDecoder(c_s=8, hidden=32, num_layers=2, knn=5), small.state_dict())
+    with pytest.raises(ValueError, match="does not have"):
+        load_grown(SequenceDecoder(c_s=8, hidden=16, num_layers=1, knn=5), small.state_dict())
