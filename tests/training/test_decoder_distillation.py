@@ -95,6 +95,9 @@ def test_a_run_with_profiles_trains_and_init_from_takes_an_export(split_cache, t
                                                                           init_from=str(export), **SMALL),
                            progress=False)
     assert row["step"] == 4 and np.isfinite(row["val_ce"])
+    with open(tmp_path / "second" / "curve.csv") as handle:  # the starting decoder's row comes first
+        steps = [int(line.split(",")[0]) for line in handle.readlines()[1:]]
+    assert steps == [0, 4]
     with pytest.raises(ConfigError, match="init_from"):
         DecoderPretraining(init_from=str(tmp_path / "missing.safetensors"))
     with pytest.raises(ConfigError, match="teacher_weight"):

@@ -6,11 +6,11 @@ the cross-entropy of the masked residues. Backbones get small Gaussian noise on 
 positions (Angstrom) and rotations (radians), as ProteinMPNN trains, so that the
 decoder does not read the sequence off crystallographic detail.
 
-Every ``eval_every`` steps the run measures cross-entropy and argmax recovery of
-validation-split chains with the whole sequence masked, appends to ``curve.csv``,
-and writes ``decoder.safetensors`` (the decoder's weights, for a co-design config's
-``decoder_init_from``), ``curve.png`` and ``state.pt`` (weights, optimiser, step, random state;
-for ``resume``), each atomically.
+Every ``eval_every`` steps (and at step 0 when it starts from ``init_from``) the run measures
+cross-entropy and argmax recovery of validation-split chains with the whole sequence masked,
+appends to ``curve.csv``, and writes ``decoder.safetensors`` (the decoder's weights, for a
+co-design config's ``decoder_init_from``), ``curve.png`` and ``state.pt`` (weights, optimiser,
+step, random state; for ``resume``), each atomically.
 
 With ``teacher_weight`` w > 0, chains with a teacher profile (``multiflow-gm profiles``:
 ProteinMPNN's residue-type distribution given the backbone alone) are also fitted to it:
@@ -282,6 +282,9 @@ def pretrain_decoder(cache_dir: str | Path, out: str | Path, s: DecoderPretraini
         position = {key: int(state[key]) for key in position}
         generator.set_state(state["generator"])
     start, row = time.time(), {}
+    if s.init_from and not resume:  # the starting decoder's row, so a curve shows what training added
+        _append_curve(out, {"step": 0, "train_ce": float("nan"), "wall_s": 0.0,
+                            **masked_sequence_metrics(decoder, val_batch)})
     bar = tqdm(total=s.steps, initial=position["step"], disable=not progress, desc="decoder")
     while position["step"] < s.steps:
         sampler.set_epoch(position["epoch"])
