@@ -129,9 +129,9 @@ def backbone_pair_distances(rotations: torch.Tensor, translations_nm: torch.Tens
     return diff.norm(dim=-1).flatten(-2)
 
 
-def carbonyl_oxygens(rotations: torch.Tensor, translations_nm: torch.Tensor, residue_index: torch.Tensor,
-                     residue_mask: torch.Tensor) -> torch.Tensor:
-    """Carbonyl O positions ``[B, L, 3]`` (nm) from frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm).
+def _backbone_atoms_with_oxygen(rotations: torch.Tensor, translations_nm: torch.Tensor, residue_index: torch.Tensor,
+                                residue_mask: torch.Tensor) -> torch.Tensor:
+    """N, CA, C, CB and carbonyl O ``[B, L, 5, 3]`` (nm) of frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm).
 
     O lies in the peptide plane of CA_i, C_i and N_i+1, so it carries residue i's psi, which
     its own frame does not; where residue i + 1 is absent or not numbered i + 1 it takes the
@@ -142,8 +142,14 @@ def carbonyl_oxygens(rotations: torch.Tensor, translations_nm: torch.Tensor, res
     mask = residue_mask.bool()
     successor = torch.zeros_like(mask)
     successor[:, :-1] = mask[:, :-1] & mask[:, 1:] & (residue_index[:, 1:] - residue_index[:, :-1] == 1)
-    atoms = backbone_from_frames(rotations, nm_to_angstrom(translations_nm), successor=successor)
-    return angstrom_to_nm(atoms[..., 3, :])
+    atoms = backbone_from_frames(rotations, nm_to_angstrom(translations_nm), successor=successor)  # N CA C O CB
+    return angstrom_to_nm(atoms[..., [0, 1, 2, 4, 3], :])
+
+
+def carbonyl_oxygens(rotations: torch.Tensor, translations_nm: torch.Tensor, residue_index: torch.Tensor,
+                     residue_mask: torch.Tensor) -> torch.Tensor:
+    """Carbonyl O positions ``[B, L, 3]`` (nm); see :func:`_backbone_atoms_with_oxygen`."""
+    return _backbone_atoms_with_oxygen(rotations, translations_nm, residue_index, residue_mask)[..., 4, :]
 
 
 def backbone_pair_distances_with_oxygen(rotations: torch.Tensor, translations_nm: torch.Tensor,
@@ -153,11 +159,8 @@ def backbone_pair_distances_with_oxygen(rotations: torch.Tensor, translations_nm
     its neighbours j (``neighbours [B, L, K]``): first the 16 of :func:`backbone_pair_distances`, then
     O_i to N, CA, C, CB, O of j, then N, CA, C, CB of i to O_j (ProteinMPNN's 25; the O pairs see
     backbone hydrogen bonds directly). The order keeps a 16-distance decoder's inputs in place."""
-    b, l = translations_nm.shape[:2]
-    atoms = fr.apply(rotations, translations_nm, _BACKBONE_LOCAL_NM.to(translations_nm).expand(b, l, 4, 3))
-    oxygen = carbonyl_oxygens(rotations, translations_nm, residue_index, residue_mask)
-    atoms = torch.cat([atoms, oxygen[:, :, None]], dim=2)                                          # [B, L, 5, 3]
-    atoms_i, atoms_j = pairwise(atoms, neighbours)
+    atoms_i, atoms_j = pairwise(_backbone_atoms_with_oxygen(rotations, translations_nm, residue_index, residue_mask),
+                                neighbours)
     dist = (atoms_i[..., :, None, :] - atoms_j[..., None, :, :]).norm(dim=-1)                        # [B, L, K, 5, 5]
     return torch.cat([dist[..., :4, :4].flatten(-2), dist[..., 4, :], dist[..., :4, 4]], dim=-1)
 
