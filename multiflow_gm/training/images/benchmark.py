@@ -15,6 +15,7 @@ from multiflow_gm.images.datasets import load_dataset
 from multiflow_gm.images.networks import NETWORK_ORDER
 from multiflow_gm.images.sampling import MODELS
 from multiflow_gm.training.images.trainer import ImageTrainer
+from multiflow_gm.training.run_lock import exclusive_run_dir
 
 
 def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], out_dir: Path,
@@ -28,8 +29,12 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     if config.eval.baseline not in MODELS:
         raise ConfigError(f"eval.baseline must be one of {list(MODELS)}; got {config.eval.baseline!r}")
     rows = benchmark_rows(models, alphas, config.sampling.alpha)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_run_dir(out_dir) as out_dir:
+        return _train_and_evaluate(config, rows, nfes, out_dir, log, progress, device, train_only)
+
+
+def _train_and_evaluate(config: ImageBenchConfig, rows, nfes: list[int], out_dir: Path, log, progress: bool,
+                        device, train_only: bool) -> dict:
     data = load_dataset(config.data)
     log(data.describe())
     trainers, summaries = {}, {}

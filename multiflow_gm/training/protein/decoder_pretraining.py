@@ -41,6 +41,7 @@ from multiflow_gm.protein.coordinates import angstrom_to_nm, frame_batch_from_co
 from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder, load_grown
 from multiflow_gm.protein.validation import native_sequence_scores
 from multiflow_gm.training.protein.config import OptimConfig
+from multiflow_gm.training.run_lock import exclusive_run_dir
 
 CURVE_FILE, WEIGHTS_FILE, STATE_FILE, SETTINGS_FILE = "curve.csv", "decoder.safetensors", "state.pt", "settings.json"
 PLOT_FILE = "curve.png"
@@ -253,14 +254,18 @@ def plot_curve(rows: list[dict], path: Path) -> None:
 def pretrain_decoder(cache_dir: str | Path, out: str | Path, s: DecoderPretraining, resume: bool = False,
                      progress: bool = True) -> dict:
     """Train (or resume) and return the final validation row; see the module docstring for the files."""
-    from tqdm import tqdm
-
     out = Path(out)
     if (out / STATE_FILE).is_file() and not resume:
         raise ConfigError(f"{out} already holds a decoder run; pass --resume or choose another --out")
     if resume and not (out / STATE_FILE).is_file():
         raise ConfigError(f"--resume: {out / STATE_FILE} does not exist")
-    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_run_dir(out) as out:
+        return _train(cache_dir, out, s, resume, progress)
+
+
+def _train(cache_dir: str | Path, out: Path, s: DecoderPretraining, resume: bool, progress: bool) -> dict:
+    from tqdm import tqdm
+
     atomic_write_json(out / SETTINGS_FILE, asdict(s))
     torch.manual_seed(s.seed)
     dataset, sampler, val_batch, collate, profiles = _data(Path(cache_dir), s)

@@ -9,6 +9,7 @@ number of batches consumed (data order and step seeds). Both write into the chec
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
@@ -28,6 +29,7 @@ from multiflow_gm.training.metrics_log import merge_metrics, set_aside_metrics
 from multiflow_gm.training.protein.config import TrainConfig
 from multiflow_gm.training.protein.data import CoDesignData, training_chains
 from multiflow_gm.training.protein.module import CoDesignModule, parameter_count
+from multiflow_gm.training.run_lock import exclusive_run_dir, is_launching_process
 from multiflow_gm.training.step_sampler import BatchCounter
 
 
@@ -117,6 +119,13 @@ def train(cfg: TrainConfig, cache_dir: str | Path, out_dir: str | Path, resume: 
         print(f"no checkpoint in {_checkpoint_dir(out_dir)}: starting from scratch")
     if not resume and latest_checkpoint(out_dir) is not None:
         raise ConfigError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    # Only the launching process locks: DDP's other ranks write the same directory by design.
+    with exclusive_run_dir(out_dir) if is_launching_process() else nullcontext(out_dir):
+        return _fit(cfg, cache_dir, out_dir, ckpt_path, extra_callbacks, enable_progress_bar)
+
+
+def _fit(cfg: TrainConfig, cache_dir: Path, out_dir: Path, ckpt_path: Path | None, extra_callbacks,
+         enable_progress_bar: bool) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
     if cfg.trainer.threads > 0:
