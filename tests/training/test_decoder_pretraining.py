@@ -69,7 +69,32 @@ def test_cosine_decay_over_a_resumed_leg_sets_the_optimiser_rate(split_cache, tm
     assert lr[6] < lr[5] < lr[4] < lr[3]
 
 
+def test_bf16_mixed_training_matches_float32_closely(split_cache, tmp_path, single_thread):
+    """Under bf16 autocast the logits stay within bf16 rounding of float32 (distances are computed
+    in float32), and a bf16-mixed run trains and writes a float32 decoder."""
+    from multiflow_gm.core import so3
+    from multiflow_gm.protein.model.sequence_decoder import SequenceDecoder
+
+    torch.manual_seed(0)
+    decoder = SequenceDecoder(8, hidden=32, num_layers=2, knn=8, oxygen=True)
+    torch.nn.init.normal_(decoder.out.weight, std=0.3)
+    b, l = 2, 24
+    inputs = (torch.randint(0, 21, (b, l)), so3.exp(torch.randn(b, l, 3)), torch.cumsum(torch.randn(b, l, 3) * 0.2, 1),
+              torch.ones(b), torch.arange(l).expand(b, l), torch.ones(b, l, dtype=torch.bool))
+    with torch.no_grad():
+        exact = torch.log_softmax(decoder(*inputs), -1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = torch.log_softmax(decoder(*inputs).float(), -1)
+    assert exact.abs().max() > 0.5
+    assert (mixed - exact).abs().max() < 0.05
+    row = pretrain_decoder(split_cache, tmp_path, DecoderPretraining(steps=4, eval_every=4, precision="bf16-mixed",
+                                                                     **SMALL), progress=False)
+    assert row["step"] == 4 and math.isfinite(row["val_ce"])
+    assert all(v.dtype == torch.float32 for v in load_file(str(tmp_path / "decoder.safetensors")).values())
+
+
 @pytest.mark.parametrize("settings,key", [(dict(schedule="linear"), "schedule"),
+                                          (dict(precision="16-mixed"), "precision"),
                                           (dict(final_lr_fraction=2.0), "final_lr_fraction")])
 def test_bad_schedule_settings_name_the_setting(settings, key):
     with pytest.raises(ConfigError, match=key):

@@ -35,19 +35,34 @@ class MessageLayer(nn.Module):
         self.edge_update = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.edge_norm = nn.LayerNorm(hidden)
 
-    def _pairs(self, h, e, neighbours):
-        h_i = h[:, :, None].expand(-1, -1, neighbours.shape[-1], -1)
-        return torch.cat([h_i, e, gather_neighbours(h, neighbours)], dim=-1)
+    @staticmethod
+    def _pair_input(layer: nn.Linear, h, e, neighbours):
+        """``layer(cat([h_i, e_ij, h_j]))`` for every edge, without building the concatenation.
+
+        The weight splits into the blocks that read h_i, e_ij and h_j; the two node blocks are
+        applied once per residue ``[B, L, H]`` and broadcast or gathered onto the K edges, which
+        saves two thirds of the edge-level product (same function, same parameters).
+        """
+        w_i, w_e, w_j = layer.weight.split(h.shape[-1], dim=1)
+        own = torch.nn.functional.linear(h, w_i, layer.bias)
+        out = torch.matmul(e, w_e.t())
+        return out.add_(own[:, :, None]).add_(gather_neighbours(h @ w_j.t(), neighbours))
+
+    def _edge_mlp(self, mlp: nn.Sequential, h, e, neighbours):
+        x = self._pair_input(mlp[0], h, e, neighbours)
+        for module in list(mlp)[1:]:
+            x = module(x)
+        return x
 
     def forward(self, h, e, neighbours, edge_mask, node_mask, update_edges: bool = True):
         """``h [B, L, H]``, ``e [B, L, K, H]``, ``neighbours [B, L, K]``, masks ``[B, L, K]`` / ``[B, L]``.
         ``update_edges=False`` returns ``e`` unchanged (the last layer's edges are never read)."""
-        messages = self.message(self._pairs(h, e, neighbours)) * edge_mask[..., None]
+        messages = self._edge_mlp(self.message, h, e, neighbours) * edge_mask[..., None]
         h = self.node_norm(h + messages.sum(dim=2) / self.scale)
         h = self.ff_norm(h + self.feed_forward(h)) * node_mask[..., None]
         if not update_edges:
             return h, e
-        e = self.edge_norm(e + self.edge_update(self._pairs(h, e, neighbours)))
+        e = self.edge_norm(e + self._edge_mlp(self.edge_update, h, e, neighbours))
         return h, e
 
 
@@ -84,12 +99,16 @@ class SequenceDecoder(nn.Module):
         """``aatype [B, L]`` model tokens; frames ``[B, L, 3, 3]``, ``[B, L, 3]`` (nm);
         ``t_struct [B]`` (how far the backbone is from noise); ``context [B, L, c_s]`` or None."""
         mask = residue_mask.bool()
-        neighbours = select_neighbours(translations_nm, mask, self.knn, sequence_window=0)
+        # Atom placement and distances stay in the frames' precision under autocast: bf16 would
+        # blur coordinates of a few nm by about 0.02 nm, as much as the training noise.
+        with torch.autocast(device_type=translations_nm.device.type, enabled=False):
+            neighbours = select_neighbours(translations_nm, mask, self.knn, sequence_window=0)
+            if self.oxygen:
+                distances = backbone_pair_distances_with_oxygen(rotations, translations_nm, neighbours, residue_index,
+                                                                mask)
+            else:
+                distances = backbone_pair_distances(rotations, translations_nm, neighbours)
         edge_mask = gather_neighbours(mask[..., None].float(), neighbours)[..., 0] * mask[..., None]
-        if self.oxygen:
-            distances = backbone_pair_distances_with_oxygen(rotations, translations_nm, neighbours, residue_index, mask)
-        else:
-            distances = backbone_pair_distances(rotations, translations_nm, neighbours)
         offset = gather_neighbours(residue_index[..., None], neighbours)[..., 0] - residue_index[..., None]
         relpos = offset.clamp(-self.max_relpos, self.max_relpos) + self.max_relpos
         e = self.edge_in(rbf(distances, self.num_rbf, self.max_distance).flatten(-2)) + self.relpos(relpos)

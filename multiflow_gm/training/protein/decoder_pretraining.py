@@ -74,6 +74,9 @@ class DecoderPretraining:
     seed: int = 0
     teacher_weight: float = 0.0  # 0: native labels only; needs CACHE/profiles/ when positive
     init_from: str = ""  # decoder.safetensors or a co-design export; "" starts from scratch
+    # "bf16-mixed": training steps under bfloat16 autocast (about 2.5x faster on CPUs with AMX);
+    # validation always runs in float32, so curves of either precision compare.
+    precision: str = "32-true"
 
     def __post_init__(self):
         for key in ("steps", "eval_every", "hidden", "layers", "knn", "context_width", "squared_residue_budget",
@@ -82,6 +85,8 @@ class DecoderPretraining:
                 raise ConfigError(f"{key} must be >= 1; got {getattr(self, key)}")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise ConfigError(f"teacher_weight must lie in [0, 1]; got {self.teacher_weight}")
+        if self.precision not in ("32-true", "bf16-mixed"):
+            raise ConfigError(f"precision must be 32-true or bf16-mixed; got {self.precision!r}")
         if self.init_from and not Path(self.init_from).is_file():
             raise ConfigError(f"init_from: no such file {self.init_from}")
         try:
@@ -216,8 +221,11 @@ def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, 
         group["lr"] = s.optim.lr_at(step, s.steps)
     frames = frame_batch_from_collated(batch)
     aatype, rotations, translations, loss_mask = corrupt(frames, generator, s.noise_angstrom, s.rotation_noise)
-    logits = decoder(aatype, rotations, translations, torch.ones(aatype.shape[0]), frames.residue_index,
-                     frames.residue_mask)
+    device = frames.translations.device.type
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=s.precision == "bf16-mixed"):
+        logits = decoder(aatype, rotations, translations, torch.ones(aatype.shape[0]), frames.residue_index,
+                         frames.residue_mask)
+    logits = logits.float()
     target = frames.aatype.clamp(max=NUM_AMINO_ACIDS - 1)
     if profiles:
         teacher, has_teacher = teacher_batch(batch["name"], aatype.shape[1], profiles)

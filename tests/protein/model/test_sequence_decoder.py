@@ -44,6 +44,27 @@ def test_logits_are_invariant_to_rigid_motions():
     assert torch.allclose(a[mask], b[mask], atol=1e-8)
 
 
+def test_factorised_edge_input_is_the_concatenated_linear():
+    """Splitting the first edge linear into its h_i, e_ij and h_j blocks computes exactly
+    layer(cat([h_i, e_ij, h_j])), gradients included."""
+    from multiflow_gm.protein.model.embeddings import gather_neighbours
+    from multiflow_gm.protein.model.sequence_decoder import MessageLayer
+
+    torch.manual_seed(1)
+    layer = MessageLayer(hidden=6, scale=4.0).double()
+    h = torch.randn(2, 7, 6, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(2, 7, 4, 6, dtype=torch.float64, requires_grad=True)
+    neighbours = torch.randint(0, 7, (2, 7, 4))
+    for mlp in (layer.message, layer.edge_update):
+        expected = mlp(torch.cat([h[:, :, None].expand(-1, -1, 4, -1), e, gather_neighbours(h, neighbours)], -1))
+        actual = layer._edge_mlp(mlp, h, e, neighbours)
+        assert torch.allclose(actual, expected, atol=1e-12)
+        grads = torch.autograd.grad(actual.sin().sum(), (h, e, mlp[0].weight))
+        expected_grads = torch.autograd.grad(expected.sin().sum(), (h, e, mlp[0].weight))
+        for a, b in zip(grads, expected_grads):
+            assert torch.allclose(a, b, atol=1e-10)
+
+
 def test_padding_does_not_change_valid_residues():
     decoder, inputs = _decoder(), _backbone(b=1, l=9)
     padded = {k: (torch.cat([v, v[:, :3]], 1) if torch.is_tensor(v) and v.dim() > 1 else v) for k, v in inputs.items()}
