@@ -92,11 +92,10 @@ def main(argv=None) -> int:
         print(precision, json.dumps(result["settings"][precision]), flush=True)
     base = result["settings"]["32-true"]["median_step_s"]
     result["bf16_speedup"] = base / result["settings"]["bf16-mixed"]["median_step_s"]
-    text = json.dumps(result, indent=1)
-    print(text)
+    print(json.dumps(result, indent=1))
     if args.out:
-        from multiflow_gm.atomic_files import atomic_write_bytes
-        atomic_write_bytes(args.out, (text + "\n").encode())
+        from multiflow_gm.atomic_files import atomic_write_json
+        atomic_write_json(args.out, result)
     return 0
 
 

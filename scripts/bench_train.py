@@ -7,6 +7,7 @@ phases can be timed one by one; ``--lightning`` also times the real trainer for 
 number of steps to show what the framework costs. JSON out.
 
     python scripts/bench_train.py --data cache/all --threads 2 --steps 60 --out results/bench_train.json
+    python scripts/bench_train.py --data cache/all --threads 2 --steps 60 trainer.precision=bf16-mixed
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.optim.lr)
     ema = EMA(net, cfg.optim.ema_decay)
     phases = {k: [] for k in ("data", "self_condition", "forward_loss", "backward", "optimizer")}
+    # As Lightning's "bf16-mixed": forward passes and losses under bfloat16 autocast.
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.trainer.precision == "bf16-mixed")
     residues, total = [], []
     for step, (batch, data_s) in enumerate(_batches(cfg, cache_dir, steps + warmup)):
         g = step_generator(0, step, 0)
@@ -67,12 +70,13 @@ def time_phases(cfg, cache_dir: Path, steps: int, warmup: int) -> dict:
         sc = None
         t1 = time.perf_counter()
         if cfg.self_condition and torch.rand((), generator=g) < 0.5:
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 first = net(**module._network_inputs(noisy))
             sc = (first["translations"], torch.softmax(first["logits"][..., :NUM_AMINO_ACIDS], -1))
         t2 = time.perf_counter()
-        pred = net(**module._network_inputs(noisy, sc))
-        loss = codesign_losses(module.process, noisy, pred, cfg.loss)["total"].mean()
+        with autocast:
+            pred = net(**module._network_inputs(noisy, sc))
+            loss = codesign_losses(module.process, noisy, pred, cfg.loss)["total"].mean()
         t3 = time.perf_counter()
         loss.backward()
         t4 = time.perf_counter()

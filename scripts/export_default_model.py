@@ -141,7 +141,8 @@ def targets_markdown(rows, before_labels: list[str]) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="training run directory")
+    parser.add_argument("--run", type=Path, help="training run directory (config, summary, loss curve); without "
+                                                 "it, --model's own config is read and the loss curve is kept")
     parser.add_argument("--samples", type=Path, required=True, help="the model's samples (sample --out DIR)/samples")
     parser.add_argument("--report", type=Path, required=True, help="evaluate --out of those samples")
     parser.add_argument("--reference", type=Path, required=True, help="reference cache used for the report")
@@ -157,6 +158,8 @@ def main():
     parser.add_argument("--model", type=Path, help="ship this export (e.g. with new sampling defaults from "
                                                    "scripts/set_sampling_defaults.py) instead of the run's own")
     args = parser.parse_args()
+    if args.run is None and (args.model is None or args.checkpoint is not None):
+        parser.error("--run is needed unless --model names the export to ship (without --checkpoint)")
 
     from multiflow_gm.atomic_files import atomic_write_bytes, atomic_write_text
     from multiflow_gm.protein.evaluation.reference import ReferenceSet
@@ -173,7 +176,7 @@ def main():
     reference = ReferenceSet.from_cache(args.reference)
     extra = {"mpnn_nll_same_backbones": random_sequence_nll(args.samples, reference.composition),
              "composition": composition_check(args.samples, reference.composition)}
-    if (args.run / "summary.json").is_file():
+    if args.run is not None and (args.run / "summary.json").is_file():
         run_summary = json.loads((args.run / "summary.json").read_text())
     elif args.checkpoint is not None:
         run_summary = checkpoint_summary(args.checkpoint)
@@ -184,7 +187,9 @@ def main():
         source = args.report / "plots" / name
         if source.is_file():
             shutil.copyfile(source, RESULTS / name)
-    if (args.run / "loss_curve.png").is_file():
+    if args.run is None:  # a changed export of an earlier run (new decoder or defaults): its curve stays
+        pass
+    elif (args.run / "loss_curve.png").is_file():
         shutil.copyfile(args.run / "loss_curve.png", RESULTS / "loss_curve.png")
     else:
         from multiflow_gm.training.plots import plot_loss_curves
@@ -251,13 +256,38 @@ def history_lines(cfg, history: list[str] | None) -> list[str]:
     return lines
 
 
+def run_lines(run_summary: dict, cfg) -> list[str]:
+    """The card's step and wall-time lines of the last training leg (none without its run)."""
+    if not run_summary:
+        return []
+    return [f"- Steps: {run_summary.get('steps', 'see summary')} optimiser steps "
+            f"({run_summary.get('batches_consumed', '?')} batches, {run_summary.get('skipped_batches', 0)} skipped).",
+            f"- Wall time: {run_summary.get('seconds', 0) / 3600:.2f} h on {platform.processor() or 'x86_64'} CPU, "
+            f"2 cores, shared with other jobs ({cfg.trainer.threads} torch threads)."]
+
+
+def parameter_count(path: Path) -> int:
+    from multiflow_gm.protein.model_file import read_model_file
+
+    return sum(t.numel() for t in read_model_file(path)[0].values())
+
+
+def export_config(path: Path):
+    """The training config stored in an export's metadata."""
+    from multiflow_gm.config import from_dict, migrate
+    from multiflow_gm.protein.model_file import read_model_file
+    from multiflow_gm.training.protein.config import TrainConfig
+
+    return from_dict(TrainConfig, migrate(TrainConfig, read_model_file(path)[1]))
+
+
 def render_card(args, metrics, extra, run_summary, table, targets) -> str:
     from multiflow_gm.config import load_config
     from multiflow_gm.training.protein.config import TrainConfig
 
     from multiflow_gm.protein.model_file import load_codesign
 
-    cfg = load_config(TrainConfig, args.run / "config.yaml")
+    cfg = load_config(TrainConfig, args.run / "config.yaml") if args.run is not None else export_config(ASSET)
     sampling = load_codesign(ASSET)[2].sampling
     nll = extra["mpnn_nll_same_backbones"]
     comp = extra["composition"]
@@ -277,11 +307,9 @@ def render_card(args, metrics, extra, run_summary, table, targets) -> str:
         f"- Config: `configs/protein/small.yaml` (network c_s {cfg.model.c_s}, c_z {cfg.model.c_z}, "
         f"{cfg.model.num_blocks} IPA blocks{decoder_note(cfg)}).",
         *history_lines(cfg, args.history),
-        f"- Steps: {run_summary.get('steps', 'see summary')} optimiser steps "
-        f"({run_summary.get('batches_consumed', '?')} batches, {run_summary.get('skipped_batches', 0)} skipped).",
-        f"- Wall time: {run_summary.get('seconds', 0) / 3600:.2f} h on {platform.processor() or 'x86_64'} CPU, "
-        f"2 cores, shared with other jobs ({cfg.trainer.threads} torch threads).",
-        f"- Parameters: {run_summary.get('parameters', '?')}; weights: EMA (decay {cfg.optim.ema_decay}).",
+        *run_lines(run_summary, cfg),
+        f"- Parameters: {run_summary.get('parameters') or parameter_count(ASSET)}; weights: EMA (decay "
+        f"{cfg.optim.ema_decay}).",
         "",
         "## Evaluation",
         "",
