@@ -187,14 +187,8 @@ def main():
         source = args.report / "plots" / name
         if source.is_file():
             shutil.copyfile(source, RESULTS / name)
-    if args.run is None:  # a changed export of an earlier run (new decoder or defaults): its curve stays
-        pass
-    elif (args.run / "loss_curve.png").is_file():
-        shutil.copyfile(args.run / "loss_curve.png", RESULTS / "loss_curve.png")
-    else:
-        from multiflow_gm.training.plots import plot_loss_curves
-
-        plot_loss_curves(args.run / "logs" / "metrics.csv", RESULTS / "loss_curve.png")
+    if args.run is not None:  # without it (a changed export of an earlier run) the curve stays
+        copy_loss_curve(args.run)
     table = (args.report / "report.md").read_text().split("| metric |", 1)[1].split("\n\n", 1)[0]
     heldout = _benchmark_summary(args.heldout)
     labels, befores, heldout_befores = [], [], []
@@ -254,6 +248,16 @@ def history_lines(cfg, history: list[str] | None) -> list[str]:
     else:
         lines.append("- Sequences: the native ones.")
     return lines
+
+
+def copy_loss_curve(run: Path) -> None:
+    """The run's loss-curve figure into the results, drawn from its metrics log when it has none."""
+    if (run / "loss_curve.png").is_file():
+        shutil.copyfile(run / "loss_curve.png", RESULTS / "loss_curve.png")
+        return
+    from multiflow_gm.training.plots import plot_loss_curves
+
+    plot_loss_curves(run / "logs" / "metrics.csv", RESULTS / "loss_curve.png")
 
 
 def run_lines(run_summary: dict, cfg) -> list[str]:

@@ -49,10 +49,7 @@ class MessageLayer(nn.Module):
         return out.add_(own[:, :, None]).add_(gather_neighbours(h @ w_j.t(), neighbours))
 
     def _edge_mlp(self, mlp: nn.Sequential, h, e, neighbours):
-        x = self._pair_input(mlp[0], h, e, neighbours)
-        for module in list(mlp)[1:]:
-            x = module(x)
-        return x
+        return mlp[1:](self._pair_input(mlp[0], h, e, neighbours))
 
     def forward(self, h, e, neighbours, edge_mask, node_mask, update_edges: bool = True):
         """``h [B, L, H]``, ``e [B, L, K, H]``, ``neighbours [B, L, K]``, masks ``[B, L, K]`` / ``[B, L]``.

@@ -74,7 +74,7 @@ class DecoderPretraining:
     seed: int = 0
     teacher_weight: float = 0.0  # 0: native labels only; needs CACHE/profiles/ when positive
     init_from: str = ""  # decoder.safetensors or a co-design export; "" starts from scratch
-    # "bf16-mixed": training steps under bfloat16 autocast (about 2.5x faster on CPUs with AMX);
+    # "bf16-mixed": training steps under bfloat16 autocast (1.33x faster per step on CPUs with AMX);
     # validation always runs in float32, so curves of either precision compare.
     precision: str = "32-true"
 
