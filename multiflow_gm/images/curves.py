@@ -10,8 +10,12 @@ The trainer keeps the EMA weights every ``train.snapshot_every`` steps in
   network with Euler, the jump network with Euler jumps, the two-head network as the
   alpha = 0.5 superposition), with its jackknife interval.
 
-A curve has stopped improving when neither number has reached a new best (by more
-than its tolerance) over the last ``patience`` snapshots.
+A curve has stopped improving when neither number has reached a new best over the last
+``patience`` snapshots. For the held-out loss a new best must beat the old one by a relative
+tolerance. For the distance, whose sampling noise is larger than its late gains, the best of
+the last snapshots must beat the best before them beyond the paired jackknife interval of their
+difference (every snapshot draws its images from the same starting noise, and its features are
+kept in ``curve_features/``); without those features the relative tolerance decides.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from multiflow_gm.atomic_files import atomic_save_figure, atomic_write_json
+from multiflow_gm.atomic_files import atomic_path, atomic_save_figure, atomic_write_json
 from multiflow_gm.core import CondOTPath, seeded_generator
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import ImageData, to_unit_range
 from multiflow_gm.images.files import read_json_or_empty
-from multiflow_gm.images.intervals import distance_interval
+from multiflow_gm.images.intervals import Interval, difference_interval, distance_interval
 from multiflow_gm.images.metric import ImageMetric
 from multiflow_gm.images.objective import training_losses
 from multiflow_gm.images.sampling import model_spec, sample_images
@@ -66,31 +70,57 @@ def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
            "seed": config.sampling.seed}
     previous = read_json_or_empty(store)
     curves = previous.get("curves", {}) if previous.get("key") == key else {}
+    if previous.get("key") != key:   # features of another key are stale
+        for stale in features_dir(out_dir).glob("*.npy"):
+            stale.unlink()
     for network in networks:
         points = {p["step"]: p for p in curves.get(network, [])}
-        for step, path in snapshot_files(out_dir / "checkpoints" / "snapshots", network):
-            if step in points:
-                continue
-            try:
-                net, step = load_snapshot(config, network, data.image_shape, path)
-            except ValueError as err:
-                log(f"skipped {path.name}: {err}")
-                continue
-            spec = model_spec(CURVE_MODEL[network])
-            result = sample_images(net, spec, config.eval.curve_samples, config.eval.curve_nfe, alpha=0.5,
-                                   batch_size=config.sampling.batch_size, seed=config.sampling.seed)
-            interval = distance_interval(metric.features(result.images).numpy(), metric.reference,
-                                         config.eval.interval_level)
-            point = {"step": step, "distance": interval.estimate, "interval": [interval.low, interval.high],
-                     "held_out_loss": held_out_loss(net, config, data)}
-            points[step] = point
-            log(f"{network} step {step}: distance {interval.estimate:.1f} "
-                f"[{interval.low:.1f}, {interval.high:.1f}], held-out loss {point['held_out_loss']['total']:.4f}")
-            curves[network] = [points[s] for s in sorted(points)]
-            atomic_write_json(store, {"key": key, "curves": curves})
+        files = dict(snapshot_files(out_dir / "checkpoints" / "snapshots", network))
+        for step, path in files.items():
+            if step not in points:
+                _score_snapshot(config, data, metric, out_dir, network, path, points, log)
+                curves[network] = [points[s] for s in sorted(points)]
+                atomic_write_json(store, {"key": key, "curves": curves})
+        # Points scored before features were kept: rescore (same seed, same images) the few the
+        # flatness test compares.
+        for step in flatness_steps([points[s] for s in sorted(points)]):
+            if step in files and not features_path(out_dir, network, step).is_file():
+                _score_snapshot(config, data, metric, out_dir, network, files[step], points, log)
         curves[network] = [points[s] for s in sorted(points)]
     atomic_write_json(store, {"key": key, "curves": curves})
     return curves
+
+
+def features_dir(out_dir: Path) -> Path:
+    return Path(out_dir) / "curve_features"
+
+
+def features_path(out_dir: Path, network: str, step: int) -> Path:
+    """Metric features ``[curve_samples, D]`` of one snapshot's curve images."""
+    return features_dir(out_dir) / f"{network}_{step:07d}.npy"
+
+
+def _score_snapshot(config: ImageBenchConfig, data: ImageData, metric: ImageMetric, out_dir: Path,
+                    network: str, path: Path, points: dict, log: Callable[[str], None]) -> None:
+    """Sample, featurise and score one snapshot; stores its point in ``points`` and its features."""
+    try:
+        net, step = load_snapshot(config, network, data.image_shape, path)
+    except ValueError as err:
+        log(f"skipped {path.name}: {err}")
+        return
+    result = sample_images(net, model_spec(CURVE_MODEL[network]), config.eval.curve_samples,
+                           config.eval.curve_nfe, alpha=0.5, batch_size=config.sampling.batch_size,
+                           seed=config.sampling.seed)
+    features = metric.features(result.images).numpy()
+    with atomic_path(features_path(out_dir, network, step)) as tmp:
+        with open(tmp, "wb") as handle:  # a handle: numpy would append .npy to the temporary name
+            np.save(handle, features)
+    interval = distance_interval(features, metric.reference, config.eval.interval_level)
+    point = {"step": step, "distance": interval.estimate, "interval": [interval.low, interval.high],
+             "held_out_loss": held_out_loss(net, config, data)}
+    points[step] = point
+    log(f"{network} step {step}: distance {interval.estimate:.1f} "
+        f"[{interval.low:.1f}, {interval.high:.1f}], held-out loss {point['held_out_loss']['total']:.4f}")
 
 
 def stopped_improving(values: list[float], patience: int = 3, tolerance: float = 0.02) -> bool:
@@ -102,8 +132,34 @@ def stopped_improving(values: list[float], patience: int = 3, tolerance: float =
     return min(values[-patience:]) > best_before * (1.0 - tolerance)
 
 
-def curve_summary(curves: dict, patience: int = 3) -> dict:
-    """Per network: best step and distance, last point, and whether both curves have flattened."""
+def flatness_steps(points: list[dict], patience: int = 3) -> list[int]:
+    """Steps of the best snapshot before the last ``patience`` and the best among them (by
+    distance); empty when there are too few points."""
+    if len(points) <= patience:
+        return []
+    before, last = points[:-patience], points[-patience:]
+    return [min(before, key=lambda p: p["distance"])["step"], min(last, key=lambda p: p["distance"])["step"]]
+
+
+def late_gain(out_dir: Path, network: str, points: list[dict], reference, patience: int = 3,
+              level: float = 0.95) -> Interval | None:
+    """Distance of the best of the last ``patience`` snapshots minus the best before them, with
+    its paired jackknife interval; None without both snapshots' features."""
+    steps = flatness_steps(points, patience)
+    paths = [features_path(out_dir, network, step) for step in steps]
+    if not steps or reference is None or not all(p.is_file() for p in paths):
+        return None
+    before, last = (np.load(p) for p in paths)
+    return difference_interval(last, before, reference, level)
+
+
+def curve_summary(curves: dict, patience: int = 3, out_dir: Path | None = None, reference=None,
+                  level: float = 0.95) -> dict:
+    """Per network: best step and distance, last point, and whether both curves have flattened.
+
+    With ``out_dir`` and the metric's ``reference``, the distance is flat unless its late gain
+    (see :func:`late_gain`) is negative beyond its interval; otherwise the 2% tolerance decides.
+    """
     summary = {}
     for network, points in curves.items():
         if not points:
@@ -111,10 +167,14 @@ def curve_summary(curves: dict, patience: int = 3) -> dict:
         distances = [p["distance"] for p in points]
         losses = [p["held_out_loss"]["total"] for p in points]
         best = int(np.argmin(distances))
+        gain = late_gain(out_dir, network, points, reference, patience, level) if out_dir else None
         summary[network] = {
             "snapshots": len(points), "last_step": points[-1]["step"], "last_distance": distances[-1],
             "best_step": points[best]["step"], "best_distance": distances[best],
-            "distance_flat": stopped_improving(distances, patience),
+            "distance_flat": (len(points) > patience and gain.high >= 0.0) if gain is not None
+            else stopped_improving(distances, patience),
+            "distance_flat_rule": "paired interval" if gain is not None else "2% tolerance",
+            "late_gain": None if gain is None else [gain.estimate, gain.low, gain.high],
             "held_out_loss_flat": stopped_improving(losses, patience, tolerance=0.005),
         }
     return summary
@@ -161,7 +221,8 @@ def run_curves(config: ImageBenchConfig, networks: list[str], out_dir: Path,
     metric = build_metric(data, config, Path(out_dir) / "cache", log=log, device=device)
     floor = floor_distance(metric, data, config.eval.curve_samples, seed=config.sampling.seed)
     curves = score_snapshots(config, data, metric, out_dir, networks, log)
-    summary = curve_summary(curves)
+    summary = curve_summary(curves, out_dir=Path(out_dir), reference=metric.reference,
+                            level=config.eval.interval_level)
     store = Path(out_dir) / "curves.json"
     atomic_write_json(store, {**read_json_or_empty(store), "floor": floor, "summary": summary})
     label = f"{metric.label}\n{config.eval.curve_samples} images, NFE {config.eval.curve_nfe}"
@@ -169,6 +230,13 @@ def run_curves(config: ImageBenchConfig, networks: list[str], out_dir: Path,
     for network, info in summary.items():
         log(f"{network}: {info['snapshots']} snapshots to step {info['last_step']}; best distance "
             f"{info['best_distance']:.1f} at step {info['best_step']} (floor {floor:.1f}); "
-            f"distance {'flat' if info['distance_flat'] else 'still improving'}, held-out loss "
+            f"distance {'flat' if info['distance_flat'] else 'still improving'} ({_gain_text(info)}), held-out loss "
             f"{'flat' if info['held_out_loss_flat'] else 'still improving'}")
     return summary
+
+
+def _gain_text(info: dict) -> str:
+    if info["late_gain"] is None:
+        return info["distance_flat_rule"]
+    estimate, low, high = info["late_gain"]
+    return f"best of the last snapshots minus the best before: {estimate:+.1f} [{low:+.1f}, {high:+.1f}]"
