@@ -92,6 +92,7 @@ def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
 
 
 def features_dir(out_dir: Path) -> Path:
+    """Where the curve images' features are kept, one ``.npy`` per snapshot."""
     return Path(out_dir) / "curve_features"
 
 
@@ -171,7 +172,7 @@ def curve_summary(curves: dict, patience: int = 3, out_dir: Path | None = None, 
         summary[network] = {
             "snapshots": len(points), "last_step": points[-1]["step"], "last_distance": distances[-1],
             "best_step": points[best]["step"], "best_distance": distances[best],
-            "distance_flat": (len(points) > patience and gain.high >= 0.0) if gain is not None
+            "distance_flat": gain.high >= 0.0 if gain is not None
             else stopped_improving(distances, patience),
             "distance_flat_rule": "paired interval" if gain is not None else "2% tolerance",
             "late_gain": None if gain is None else [gain.estimate, gain.low, gain.high],
