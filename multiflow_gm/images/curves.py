@@ -26,13 +26,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from multiflow_gm.atomic_files import atomic_path, atomic_save_figure, atomic_write_json
+from multiflow_gm.atomic_files import atomic_save_figure, atomic_write_json
 from multiflow_gm.core import CondOTPath, seeded_generator
 from multiflow_gm.images.config import ImageBenchConfig
 from multiflow_gm.images.datasets import ImageData, to_unit_range
 from multiflow_gm.images.files import read_json_or_empty
 from multiflow_gm.images.intervals import Interval, difference_interval, distance_interval
-from multiflow_gm.images.metric import ImageMetric
+from multiflow_gm.images.metric import ImageMetric, load_features, save_features
 from multiflow_gm.images.objective import training_losses
 from multiflow_gm.images.sampling import model_spec, sample_images
 from multiflow_gm.images.networks import load_snapshot, snapshot_files
@@ -71,7 +71,7 @@ def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
     previous = read_json_or_empty(store)
     curves = previous.get("curves", {}) if previous.get("key") == key else {}
     if previous.get("key") != key:   # features of another key are stale
-        for stale in features_dir(out_dir).glob("*.npy"):
+        for stale in features_dir(out_dir).glob("*.npz"):
             stale.unlink()
     for network in networks:
         points = {p["step"]: p for p in curves.get(network, [])}
@@ -92,13 +92,13 @@ def score_snapshots(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
 
 
 def features_dir(out_dir: Path) -> Path:
-    """Where the curve images' features are kept, one ``.npy`` per snapshot."""
+    """Where the curve images' features are kept, one ``.npz`` per snapshot."""
     return Path(out_dir) / "curve_features"
 
 
 def features_path(out_dir: Path, network: str, step: int) -> Path:
     """Metric features ``[curve_samples, D]`` of one snapshot's curve images."""
-    return features_dir(out_dir) / f"{network}_{step:07d}.npy"
+    return features_dir(out_dir) / f"{network}_{step:07d}.npz"
 
 
 def _score_snapshot(config: ImageBenchConfig, data: ImageData, metric: ImageMetric, out_dir: Path,
@@ -113,9 +113,7 @@ def _score_snapshot(config: ImageBenchConfig, data: ImageData, metric: ImageMetr
                            config.eval.curve_nfe, alpha=0.5, batch_size=config.sampling.batch_size,
                            seed=config.sampling.seed)
     features = metric.features(result.images).numpy()
-    with atomic_path(features_path(out_dir, network, step)) as tmp:
-        with open(tmp, "wb") as handle:  # a handle: numpy would append .npy to the temporary name
-            np.save(handle, features)
+    save_features(features_path(out_dir, network, step), features)
     interval = distance_interval(features, metric.reference, config.eval.interval_level)
     point = {"step": step, "distance": interval.estimate, "interval": [interval.low, interval.high],
              "held_out_loss": held_out_loss(net, config, data)}
@@ -150,7 +148,7 @@ def late_gain(out_dir: Path, network: str, points: list[dict], reference, patien
     paths = [features_path(out_dir, network, step) for step in steps]
     if not steps or reference is None or not all(p.is_file() for p in paths):
         return None
-    before, last = (np.load(p) for p in paths)
+    before, last = (load_features(p) for p in paths)
     return difference_interval(last, before, reference, level)
 
 

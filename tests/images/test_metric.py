@@ -100,23 +100,22 @@ def test_late_gain_is_judged_against_its_paired_interval(tmp_path):
     """A late best whose images equal the earlier best's is flat; one whose images sit much
     closer to the reference is still improving."""
     from multiflow_gm.images.curves import curve_summary, features_path
-    from multiflow_gm.images.frechet import feature_stats
+    from multiflow_gm.images.metric import save_features
 
     rng = np.random.default_rng(0)
     reference = feature_stats(rng.normal(size=(4000, 4)))
     base = rng.normal(size=(400, 4)) + 0.5                          # the earlier best, off by 0.5
     sets = {1: base + 1.0, 2: base, 3: base.copy(), 4: base + 0.2, 5: base + 0.1}
-    features_path(tmp_path, "flow", 1).parent.mkdir(parents=True)
     points = []
     for step, features in sets.items():
-        np.save(features_path(tmp_path, "flow", step), features)
+        save_features(features_path(tmp_path, "flow", step), features)
         points.append({"step": step, "distance": float(((features.mean(0)) ** 2).sum()),
                        "held_out_loss": {"total": 1.0}})
     flat = curve_summary({"flow": points}, out_dir=tmp_path, reference=reference)["flow"]
     assert flat["distance_flat_rule"] == "paired interval" and flat["distance_flat"]
     assert flat["late_gain"][0] == pytest.approx(0.0, abs=1e-9) and flat["late_gain"][1] <= 0 <= flat["late_gain"][2]
 
-    np.save(features_path(tmp_path, "flow", 5), base - 0.45)            # now close to the reference
+    save_features(features_path(tmp_path, "flow", 5), base - 0.45)            # now close to the reference
     points[-1]["distance"] = 0.0
     moving = curve_summary({"flow": points}, out_dir=tmp_path, reference=reference)["flow"]
     assert not moving["distance_flat"] and moving["late_gain"][2] < 0

@@ -111,7 +111,7 @@ def test_bench_images_end_to_end_on_digits_and_resume(tmp_path, capsys):
     assert [p["step"] for p in curves["curves"]["flow_jump"]] == [6, 12]
     assert set(curves["curves"]["flow_jump"][0]["held_out_loss"]) == {"flow", "jump", "total"}
     assert (out / "curves.png").stat().st_size > 1000 and curves["summary"]["flow"]["snapshots"] == 2
-    assert (out / "curve_features" / "flow_0000012.npy").is_file()   # kept for paired flatness tests
+    assert (out / "curve_features" / "flow_0000012.npz").is_file()   # kept for paired flatness tests
 
 
 def test_bad_command_input_is_one_line_error(tmp_path, capsys):
