@@ -69,6 +69,27 @@ def test_cosine_decay_over_a_resumed_leg_sets_the_optimiser_rate(split_cache, tm
     assert lr[6] < lr[5] < lr[4] < lr[3]
 
 
+def test_a_batch_with_nothing_masked_takes_no_step(split_cache, tmp_path, single_thread, monkeypatch):
+    import multiflow_gm.training.protein.decoder_pretraining as module
+
+    calls = []
+    original = module.corrupt
+
+    def every_other_masks_nothing(frames, generator, noise_angstrom, rotation_noise):
+        aatype, rotations, translations, loss_mask = original(frames, generator, noise_angstrom, rotation_noise)
+        calls.append(len(calls) % 2 == 0)
+        if calls[-1]:
+            loss_mask = torch.zeros_like(loss_mask)
+        return aatype, rotations, translations, loss_mask
+
+    monkeypatch.setattr(module, "corrupt", every_other_masks_nothing)
+    row = pretrain_decoder(split_cache, tmp_path, DecoderPretraining(steps=3, eval_every=3, **SMALL), progress=False)
+    assert row["step"] == 3 and math.isfinite(row["train_ce"])
+    assert len(calls) == 6                                   # three empty draws skipped, three steps taken
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert max(s["step"] for s in state["optimiser"]["state"].values()) == 3
+
+
 def test_bf16_mixed_training_matches_float32_closely(split_cache, tmp_path, single_thread):
     """Under bf16 autocast the logits stay within bf16 rounding of float32 (distances are computed
     in float32), and a bf16-mixed run trains and writes a float32 decoder."""

@@ -215,12 +215,15 @@ def _append_curve(out: Path, row: dict) -> list[dict]:
 
 
 def _training_step(decoder, optimiser, batch: dict, generator: torch.Generator, s: DecoderPretraining,
-                   step: int, profiles: dict) -> float:
-    """One optimiser step on a collated batch (learning rate of ``s.optim`` at ``step``); the loss."""
+                   step: int, profiles: dict) -> float | None:
+    """One optimiser step on a collated batch (learning rate of ``s.optim`` at ``step``); the loss,
+    or None (no step) when the draw masked no residue of known type, whose mean loss is 0/0."""
     for group in optimiser.param_groups:
         group["lr"] = s.optim.lr_at(step, s.steps)
     frames = frame_batch_from_collated(batch)
     aatype, rotations, translations, loss_mask = corrupt(frames, generator, s.noise_angstrom, s.rotation_noise)
+    if not loss_mask.any():
+        return None
     device = frames.translations.device.type
     with torch.autocast(device, dtype=torch.bfloat16, enabled=s.precision == "bf16-mixed"):
         logits = decoder(aatype, rotations, translations, torch.ones(aatype.shape[0]), frames.residue_index,
@@ -307,6 +310,8 @@ def _train(cache_dir: str | Path, out: Path, s: DecoderPretraining, resume: bool
             position["batch"] += 1
             loss = _training_step(decoder, optimiser, collate([dataset[i] for i in indices]), generator, s,
                                   position["step"], profiles)
+            if loss is None:   # nothing masked: no step is taken or counted; the next batch follows
+                continue
             position["step"] += 1
             bar.update(1)
             if position["step"] % s.eval_every == 0 or position["step"] == s.steps:
