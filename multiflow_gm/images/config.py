@@ -55,7 +55,10 @@ class JumpHeadConfig:
 class TrainConfig:
     """Optimisation of each network; ``steps`` is the total (a rerun continues to it).
     ``snapshot_every``: keep the EMA weights every so many steps (0: never) for the
-    training curve of the distance."""
+    training curve of the distance. ``schedule: cosine`` holds ``lr`` after warm-up until
+    ``decay_start``, follows a half cosine down to ``lr * final_lr_fraction`` at ``decay_end``
+    and stays there, so a network settles within a stated budget of steps; the schedule is
+    part of the network's fingerprint (a cosine run resumes only with the same schedule)."""
 
     steps: int = 4000
     batch_size: int = 64
@@ -68,6 +71,10 @@ class TrainConfig:
     checkpoint_seconds: float = 120.0
     snapshot_every: int = 1000
     seed: int = 0
+    schedule: Literal["constant", "cosine"] = "constant"
+    decay_start: int = 0
+    decay_end: int = 0
+    final_lr_fraction: float = 0.0
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -78,6 +85,13 @@ class TrainConfig:
             raise ValueError("t_max must lie in (0, 1): the jump intensity diverges at t = 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must lie in [0, 1)")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"train.schedule must be constant or cosine; got {self.schedule!r}")
+        if self.schedule == "cosine" and not 0 <= self.decay_start < self.decay_end:
+            raise ValueError(f"train.decay_end must exceed train.decay_start >= 0 with a cosine schedule; "
+                             f"got {self.decay_start} and {self.decay_end}")
+        if not 0.0 <= self.final_lr_fraction <= 1.0:
+            raise ValueError(f"train.final_lr_fraction must lie in [0, 1]; got {self.final_lr_fraction}")
 
 
 @dataclass
@@ -152,7 +166,10 @@ def preset_dict(dataset: str) -> dict:
 
 def network_fingerprint(config: ImageBenchConfig) -> dict:
     """The settings a trained network depends on (not its step count or evaluation)."""
-    train = {k: v for k, v in to_dict(config.train).items() if k not in ("steps", "checkpoint_seconds", "snapshot_every")}
+    skip = {"steps", "checkpoint_seconds", "snapshot_every"}
+    if config.train.schedule == "constant":  # networks trained before schedules existed keep their fingerprint
+        skip |= {"schedule", "decay_start", "decay_end", "final_lr_fraction"}
+    train = {k: v for k, v in to_dict(config.train).items() if k not in skip}
     data = {k: v for k, v in to_dict(config.data).items() if k != "root"}
     return {"data": data, "model": to_dict(config.model), "jump_bins": config.jump.bins,
             "jump_loss_weight": config.jump.loss_weight, "train": train}

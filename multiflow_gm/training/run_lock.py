@@ -26,15 +26,16 @@ class RunDirectoryBusy(UserError):
 
 
 @contextmanager
-def exclusive_run_dir(out: str | Path) -> Iterator[Path]:
-    """Create ``out`` if needed and hold its lock until the block ends.
+def exclusive_run_dir(out: str | Path, lock_name: str = LOCK_FILE) -> Iterator[Path]:
+    """Create ``out`` if needed and hold its lock ``out/lock_name`` until the block ends
+    (a writer of one part of a run, e.g. one network's checkpoint, locks only that part).
 
     Raises ``RunDirectoryBusy`` naming the process that holds it (its PID is written into
     the lock file) instead of waiting.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK_FILE
+    path = out / lock_name
     handle = open(path, "a+")
     try:
         try:
@@ -42,7 +43,8 @@ def exclusive_run_dir(out: str | Path) -> Iterator[Path]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise RunDirectoryBusy(f"{out} is being written by another process (pid {holder}); wait for it "
+            part = "" if lock_name == LOCK_FILE else f" ({lock_name})"
+            raise RunDirectoryBusy(f"{out}{part} is being written by another process (pid {holder}); wait for it "
                                    f"to finish or stop it before resuming, or choose another --out") from None
         handle.seek(0)
         handle.truncate()

@@ -47,6 +47,52 @@ def test_training_in_two_pieces_equals_training_at_once(tmp_path):
         ImageTrainer(other, "flow_jump", data, tmp_path / "pieces.pt", progress=False)
 
 
+def test_cosine_schedule_sets_each_step_rate_and_guards_resume(tmp_path):
+    config = _tiny_config(schedule="cosine", decay_start=2, decay_end=6, final_lr_fraction=0.1, lr=1e-3)
+    data = load_dataset(config.data)
+    trainer = ImageTrainer(config, "flow", data, tmp_path / "cosine.pt", progress=False)
+    rates = [trainer._lr(step) for step in range(9)]
+    assert rates[0] == pytest.approx(5e-4)                      # warm-up over 2 steps
+    assert rates[1] == rates[2] == pytest.approx(1e-3)          # held until decay_start
+    assert rates[4] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # halfway down the half cosine
+    assert rates[6] == rates[8] == pytest.approx(1e-4)          # the floor, then held
+    trainer.train_to(3)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(rates[2])
+    # A checkpoint of one schedule does not resume under another.
+    other = _tiny_config(schedule="cosine", decay_start=2, decay_end=8, final_lr_fraction=0.1, lr=1e-3)
+    with pytest.raises(UserError, match="train.decay_end"):
+        ImageTrainer(other, "flow", data, tmp_path / "cosine.pt", progress=False)
+
+
+def test_constant_schedule_keeps_the_fingerprint_of_earlier_networks():
+    from multiflow_gm.images.config import network_fingerprint
+
+    assert "schedule" not in network_fingerprint(_tiny_config())["train"]
+    assert network_fingerprint(_tiny_config(schedule="cosine", decay_end=10))["train"]["decay_end"] == 10
+
+
+@pytest.mark.parametrize("train,key", [({"schedule": "cosine", "decay_start": 5, "decay_end": 5}, "train.decay_end"),
+                                       ({"schedule": "linear"}, "train.schedule"),
+                                       ({"final_lr_fraction": 2.0}, "train.final_lr_fraction")])
+def test_bad_schedule_settings_name_the_key(train, key):
+    with pytest.raises(Exception, match=key):
+        _tiny_config(**train)
+
+
+def test_networks_train_side_by_side_but_an_evaluation_waits_for_them(tmp_path):
+    from multiflow_gm.training.images.benchmark import run_benchmark
+    from multiflow_gm.training.run_lock import RunDirectoryBusy, exclusive_run_dir
+
+    config = _tiny_config(steps=2)
+    run = tmp_path / "run"
+    with exclusive_run_dir(run, ".lock-jump"):  # as if another process trained the jump network
+        result = run_benchmark(config, ["flow"], [2], run, log=lambda _: None, progress=False, train_only=True)
+        assert result["networks"]["flow"]["steps"] == 2
+        with pytest.raises(RunDirectoryBusy, match="lock-jump"):
+            run_benchmark(config, ["jump"], [2], run, log=lambda _: None, progress=False)
+    assert not (run / "checkpoints" / "jump.pt").exists()
+
+
 def _command(out, *extra):
     return ["bench-images", "--dataset", "digits", "--models", "flow", "jump", "superposition", "mixed",
             "superposition-2net",

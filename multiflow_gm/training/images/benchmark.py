@@ -3,6 +3,7 @@ their EMA weights to the images package's evaluation."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
@@ -29,16 +30,23 @@ def run_benchmark(config: ImageBenchConfig, models: list[str], nfes: list[int], 
     if config.eval.baseline not in MODELS:
         raise ConfigError(f"eval.baseline must be one of {list(MODELS)}; got {config.eval.baseline!r}")
     rows = benchmark_rows(models, alphas, config.sampling.alpha)
-    with exclusive_run_dir(out_dir) as out_dir:
-        return _train_and_evaluate(config, rows, nfes, out_dir, log, progress, device, train_only)
+    networks = [n for n in NETWORK_ORDER if any(n in r.spec.networks for r in rows)]
+    with ExitStack() as locks:
+        # Training locks only its networks' checkpoints, so one process per network can train
+        # side by side; an evaluation writes the tables too, so it also holds the directory.
+        if not train_only:
+            locks.enter_context(exclusive_run_dir(out_dir))
+        for network in networks:
+            locks.enter_context(exclusive_run_dir(out_dir, f".lock-{network}"))
+        return _train_and_evaluate(config, networks, rows, nfes, Path(out_dir), log, progress, device, train_only)
 
 
-def _train_and_evaluate(config: ImageBenchConfig, rows, nfes: list[int], out_dir: Path, log, progress: bool,
-                        device, train_only: bool) -> dict:
+def _train_and_evaluate(config: ImageBenchConfig, networks: list[str], rows, nfes: list[int], out_dir: Path,
+                        log, progress: bool, device, train_only: bool) -> dict:
     data = load_dataset(config.data)
     log(data.describe())
     trainers, summaries = {}, {}
-    for network in (n for n in NETWORK_ORDER if any(n in r.spec.networks for r in rows)):
+    for network in networks:
         trainer = ImageTrainer(config, network, data, out_dir / "checkpoints" / f"{network}.pt", log, progress,
                                device)
         if trainer.step:
@@ -50,9 +58,9 @@ def _train_and_evaluate(config: ImageBenchConfig, rows, nfes: list[int], out_dir
         log(f"{network}: {summary.parameters:,} parameters, {summary.steps} steps"
             + (f", {summary.images_per_second:.1f} training images/s" if summary.images_per_second else ""))
         trainers[network], summaries[network] = trainer, summary
-    networks = {n: s.to_dict() for n, s in summaries.items()}
+    trained = {n: s.to_dict() for n, s in summaries.items()}
     if train_only:
-        return {"networks": networks}
+        return {"networks": trained}
     return evaluate_benchmark(config, rows, nfes, data, {n: t.ema_network() for n, t in trainers.items()},
                               {n: t.step for n, t in trainers.items()}, out_dir, log, progress, device,
-                              extra={"networks": networks})
+                              extra={"networks": trained})

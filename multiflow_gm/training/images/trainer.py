@@ -29,6 +29,7 @@ from multiflow_gm.images.heads import ImageGeneratorNet
 from multiflow_gm.images.networks import build_network, fingerprint, save_snapshot
 from multiflow_gm.images.objective import training_losses
 from multiflow_gm.training.ema import EMA
+from multiflow_gm.training.lr_schedule import warmup_cosine_scale
 
 FORMAT = "multiflow-gm/images-v1"
 _SEED_OFFSETS = {"flow": 0, "jump": 1, "flow_jump": 2}
@@ -122,8 +123,10 @@ class ImageTrainer:
         return net.eval()
 
     def _lr(self, step: int) -> float:
-        warmup = max(1, self.config.train.warmup_steps)
-        return self.config.train.lr * min(1.0, (step + 1) / warmup)
+        cfg = self.config.train
+        decay_end = cfg.decay_end if cfg.schedule == "cosine" else None
+        return cfg.lr * warmup_cosine_scale(step, max(1, cfg.warmup_steps), cfg.decay_start, decay_end,
+                                            cfg.final_lr_fraction)
 
     def train_to(self, total_steps: int) -> TrainingSummary:
         """Train until ``total_steps`` optimiser steps (nothing to do if already there)."""

@@ -6,7 +6,6 @@ and sampling share and the retired ones older files still carry.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -16,6 +15,7 @@ from multiflow_gm.protein.process import ProcessConfig
 from multiflow_gm.protein.run_config import migrate_run_config, resolve_self_condition
 from multiflow_gm.protein.sampling import SamplingConfig
 from multiflow_gm.protein.validation import ValidationConfig
+from multiflow_gm.training.lr_schedule import warmup_cosine_scale
 
 
 @dataclass
@@ -48,12 +48,9 @@ class OptimConfig:
 
     def lr_at(self, step: int, max_steps: int) -> float:
         """Learning rate for optimiser step ``step`` (0-based) of a run of ``max_steps`` steps."""
-        scale = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps > 0 else 1.0
-        if self.schedule == "cosine" and max_steps > self.decay_start:
-            progress = min(1.0, max(0.0, (step - self.decay_start) / (max_steps - self.decay_start)))
-            floor = self.final_lr_fraction
-            scale *= floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.lr * scale
+        decay_end = max_steps if self.schedule == "cosine" else None
+        return self.lr * warmup_cosine_scale(step, self.warmup_steps, self.decay_start, decay_end,
+                                             self.final_lr_fraction)
 
 
 @dataclass
