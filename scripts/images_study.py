@@ -38,9 +38,13 @@ CONTROLS = ["flow-head", "jump-head"]  # one head of the two-head network alone
 TRAIN_MODELS = {"flow": "flow", "jump": "jump", "flow_jump": "superposition"}
 
 
+CONFIG: list[str] = []  # ["--config", FILE] when the study runs another configuration than the preset
+SHARED = ("checkpoints", "cache", "features")  # what the sweep's workers share with the run
+
+
 def _cli(run: Path, *args: str, threads: int = 2) -> list[str]:
     return [sys.executable, "-m", "multiflow_gm.cli.main", "bench-images", "--dataset", "mnist",
-            "--out", str(run), "--threads", str(threads), "--no-progress", *args]
+            "--out", str(run), "--threads", str(threads), "--no-progress", *CONFIG, *args]
 
 
 def cmd_train(args) -> None:
@@ -83,12 +87,75 @@ def cmd_metric_check(args) -> None:
 
 def cmd_sweep(args) -> None:
     """Every cell of ``--models`` x ``--nfe`` x alpha; cells already scored at these steps are
-    read from the run's feature cache, so a stopped sweep resumes where it was."""
-    common = ["--nfe", *args.nfe, "--alpha", *ALPHAS, "--train-steps", str(args.steps),
+    read from the run's feature cache, so a stopped sweep resumes where it was. With
+    ``--workers N`` the rows are scored by N processes side by side (one thread each), then
+    the whole table is assembled from their cached cells."""
+    common = ["--nfe", *args.nfe, "--train-steps", str(args.steps),
               "--num-samples", str(args.num_samples), "--set", f"eval.baseline={args.baseline}"]
     if args.networks_apart_first:
-        subprocess.run(_cli(args.run, "--models", *APART, *common, threads=args.threads), check=True)
-    subprocess.run(_cli(args.run, "--models", *args.models, *common, threads=args.threads), check=True)
+        subprocess.run(_cli(args.run, "--models", *APART, *common, "--alpha", *ALPHAS, threads=args.threads),
+                       check=True)
+    if args.workers > 1:
+        _sweep_in_workers(args, common)
+    subprocess.run(_cli(args.run, "--models", *args.models, *common, "--alpha", *ALPHAS, threads=args.threads),
+                   check=True)
+
+
+def sweep_jobs(models: list[str], workers: int) -> list[list[str]]:
+    """``models`` dealt to ``workers``, the costliest first to the least loaded one (a model over
+    two generator kinds has one row per alpha; a row over two networks costs two). Whole models,
+    so each worker is one process that compiles its networks once."""
+    from multiflow_gm.images.sampling import model_spec
+
+    costs = {}
+    for model in models:
+        spec = model_spec(model)
+        costs[model] = len(spec.networks) * (len(ALPHAS) if len(spec.kinds) > 1 else 1)
+    loads, jobs = [0] * workers, [[] for _ in range(workers)]
+    for model in sorted(costs, key=lambda m: -costs[m]):
+        i = loads.index(min(loads))
+        loads[i] += costs[model]
+        jobs[i].append(model)
+    return [job for job in jobs if job]
+
+
+def _sweep_in_workers(args, common: list[str]) -> None:
+    """Score the baseline row in the run itself (it also builds the metric's classifier), then
+    deal the other rows to sibling run directories that share the run's checkpoints, metric
+    cache and cell features, and copy their sample grids back."""
+    import threading
+
+    others = [m for m in args.models if m != args.baseline]
+    if args.baseline in args.models:
+        subprocess.run(_cli(args.run, "--models", args.baseline, *common, threads=1), check=True)
+    dirs = []
+    for i, models in enumerate(sweep_jobs(others, args.workers)):
+        worker = args.run.parent / f"{args.run.name}_worker{i}"
+        worker.mkdir(parents=True, exist_ok=True)
+        for name in SHARED:
+            (args.run / name).mkdir(exist_ok=True)
+            if not (worker / name).exists():
+                (worker / name).symlink_to((args.run / name).resolve(), target_is_directory=True)
+        dirs.append((worker, models))
+    failures = []
+
+    def work(worker: Path, models: list[str]) -> None:
+        with open(worker / "sweep.log", "a") as log:
+            code = subprocess.run(_cli(worker, "--models", *models, *common, "--alpha", *ALPHAS, threads=1),
+                                  stdout=log, stderr=subprocess.STDOUT).returncode
+        if code:
+            failures.append(f"{worker.name}: {' '.join(models)} exited with {code}")
+
+    threads = [threading.Thread(target=work, args=job) for job in dirs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for worker, _ in dirs:
+        for grid in worker.glob("samples_*.png"):
+            shutil.copyfile(grid, args.run / grid.name)
+    if failures:
+        raise SystemExit("; ".join(failures) + " (see sweep.log in each worker directory)")
 
 
 def cmd_bins_check(args) -> None:
@@ -146,7 +213,7 @@ def _metric_check_md(check: dict) -> str:
 def cmd_report(args) -> None:
     """Copy the run's latest table (as ``--as`` NAME.json / NAME.md), the curves, the metric
     check and the sample grids to results/images/."""
-    out = ROOT / "results" / "images"
+    out = args.dest
     out.mkdir(parents=True, exist_ok=True)
     copied = []
     renames = {"results.json": f"{args.name}.json", "results.md": f"{args.name}.md",
@@ -171,6 +238,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "images" / "mnist")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a bench-images YAML laid over the MNIST preset (e.g. configs/images/mnist_budget.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train")
     train.add_argument("--steps", type=int, required=True)
@@ -191,10 +260,16 @@ def main() -> None:
     sweep.add_argument("--baseline", default="flow", choices=["flow", "flow-head"],
                        help="row of the paired differences (flow-head: the two-head network's own flow head)")
     sweep.add_argument("--nfe", nargs="+", default=NFES, help="table columns, scored in this order")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="processes scoring rows side by side, one thread each (sibling run directories)")
     report = sub.add_parser("report")
     report.add_argument("--as", dest="name", default="results",
                         help="file name of the copied table (e.g. alpha_sweep_nfe50 for a second table)")
+    report.add_argument("--dest", type=Path, default=ROOT / "results" / "images",
+                        help="folder the files are copied to (default: %(default)s)")
     args = parser.parse_args()
+    if args.config is not None:
+        CONFIG[:] = ["--config", str(args.config.resolve())]
     args.run.mkdir(parents=True, exist_ok=True)
     {"train": cmd_train, "curves": cmd_curves, "metric-check": cmd_metric_check, "bins-check": cmd_bins_check,
      "sweep": cmd_sweep, "report": cmd_report}[args.command](args)

@@ -119,7 +119,10 @@ class EvalConfig:
     ``interval_level``: the jackknife interval of every cell.
     ``curve_nfe`` / ``curve_samples``: the distance of each EMA snapshot (training curve).
     ``baseline``: the row every other row's paired difference is taken against (``flow``;
-    ``flow-head`` compares the two-head network's samplers with that network's own flow head)."""
+    ``flow-head`` compares the two-head network's samplers with that network's own flow head).
+    ``compile``: sample through ``torch.compile``d networks (about 1.7x faster on a CPU after a
+    compilation of about 1.5 minutes per network; images agree with eager ones to 1e-6, and
+    cells scored either way are cached apart)."""
 
     num_samples: int = 1000
     inception_weights: Optional[str] = None
@@ -132,6 +135,7 @@ class EvalConfig:
     curve_nfe: int = 50
     curve_samples: int = 250
     baseline: str = "flow"
+    compile: bool = False
 
     def __post_init__(self):
         if not 0.0 < self.interval_level < 1.0:

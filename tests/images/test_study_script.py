@@ -24,3 +24,12 @@ def test_bins_table_matches_steps_and_marks_missing_ones():
     assert rows[0] == "| step | flow | jump, 64 bins | jump, 128 bins |"
     assert rows[1] == "| 1,000 | 90.0 [89.0, 91.0] | 180.0 [179.0, 181.0] | 170.0 [169.0, 171.0] |"
     assert rows[2] == "| 2,000 | 50.0 [49.0, 51.0] | - | 120.0 [119.0, 121.0] |"
+
+
+def test_sweep_workers_get_whole_models_balanced_by_network_evaluations():
+    jobs = _study().sweep_jobs(["jump", "superposition-2net", "mixed-2net"], 2)
+    # Two-network rows over five alphas cost 10 each, the jump row 1: one two-network model per worker.
+    assert sorted(map(sorted, jobs)) == [["jump", "superposition-2net"], ["mixed-2net"]] or \
+        sorted(map(sorted, jobs)) == [["jump", "mixed-2net"], ["superposition-2net"]]
+    assert sorted(m for job in _study().sweep_jobs(["flow", "jump"], 3) for m in job) == ["flow", "jump"]
+    assert len(_study().sweep_jobs(["flow", "jump"], 3)) == 2  # no idle worker directories
