@@ -39,12 +39,13 @@ TRAIN_MODELS = {"flow": "flow", "jump": "jump", "flow_jump": "superposition"}
 
 
 CONFIG: list[str] = []  # ["--config", FILE] when the study runs another configuration than the preset
+DEVICE: list[str] = []  # ["--device", NAME] when the study runs on an accelerator
 SHARED = ("checkpoints", "cache", "features")  # what the sweep's workers share with the run
 
 
 def _cli(run: Path, *args: str, threads: int = 2) -> list[str]:
     return [sys.executable, "-m", "multiflow_gm.cli.main", "bench-images", "--dataset", "mnist",
-            "--out", str(run), "--threads", str(threads), "--no-progress", *CONFIG, *args]
+            "--out", str(run), "--threads", str(threads), "--no-progress", *CONFIG, *DEVICE, *args]
 
 
 def cmd_train(args) -> None:
@@ -64,17 +65,27 @@ def cmd_curves(args) -> None:
     subprocess.run(_cli(args.run, "--curves", "--models", *args.models, threads=args.threads), check=True)
 
 
+def study_config():
+    """The MNIST preset with the study's ``--config`` laid over it."""
+    from multiflow_gm.config import from_dict, merge_dicts, read_layered_yaml
+    from multiflow_gm.images.config import ImageBenchConfig, preset_dict
+
+    data = preset_dict("mnist")
+    if CONFIG:
+        data = merge_dicts(data, read_layered_yaml(Path(CONFIG[1])))
+    return from_dict(ImageBenchConfig, data)
+
+
 def cmd_metric_check(args) -> None:
     """Distance of held-out real images, plain and dithered inside 64 and 128 landing bins."""
     import torch
 
-    from multiflow_gm.images.config import preset
     from multiflow_gm.images.datasets import load_dataset
     from multiflow_gm.images.dither import dither_check
     from multiflow_gm.images.metric import build_metric
 
     torch.set_num_threads(args.threads)
-    config = preset("mnist")
+    config = study_config()
     data = load_dataset(config.data)
     metric = build_metric(data, config, args.run / "cache")
     num = min(config.eval.num_samples, len(data.test))
@@ -90,8 +101,10 @@ def cmd_sweep(args) -> None:
     read from the run's feature cache, so a stopped sweep resumes where it was. With
     ``--workers N`` the rows are scored by N processes side by side (one thread each), then
     the whole table is assembled from their cached cells."""
-    common = ["--nfe", *args.nfe, "--train-steps", str(args.steps),
-              "--num-samples", str(args.num_samples), "--set", f"eval.baseline={args.baseline}"]
+    common = ["--nfe", *args.nfe, "--train-steps", str(args.steps), "--set", f"eval.baseline={args.baseline}"]
+    num_samples = args.num_samples if args.num_samples is not None else (None if CONFIG else 500)
+    if num_samples is not None:  # with --config, its eval.num_samples
+        common += ["--num-samples", str(num_samples)]
     if args.networks_apart_first:
         subprocess.run(_cli(args.run, "--models", *APART, *common, "--alpha", *ALPHAS, threads=args.threads),
                        check=True)
@@ -238,6 +251,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "images" / "mnist")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default=None, help="torch device of every step (e.g. cuda; default: cpu)")
     parser.add_argument("--config", type=Path, default=None,
                         help="a bench-images YAML laid over the MNIST preset (e.g. configs/images/mnist_budget.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,7 +267,8 @@ def main() -> None:
     bins_check.add_argument("--bins", type=int, default=128)
     sweep = sub.add_parser("sweep")
     sweep.add_argument("--steps", type=int, required=True)
-    sweep.add_argument("--num-samples", type=int, default=500)
+    sweep.add_argument("--num-samples", type=int, default=None,
+                       help="images per cell (default: eval.num_samples of --config, else 500)")
     sweep.add_argument("--networks-apart-first", action="store_true")
     sweep.add_argument("--models", nargs="+", choices=ALL + CONTROLS, default=ALL,
                        help="table rows (default: all six; the -2net rows need only the flow and jump networks)")
@@ -270,6 +285,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.config is not None:
         CONFIG[:] = ["--config", str(args.config.resolve())]
+    if args.device is not None:
+        DEVICE[:] = ["--device", args.device]
     args.run.mkdir(parents=True, exist_ok=True)
     {"train": cmd_train, "curves": cmd_curves, "metric-check": cmd_metric_check, "bins-check": cmd_bins_check,
      "sweep": cmd_sweep, "report": cmd_report}[args.command](args)
